@@ -1,0 +1,103 @@
+"""The ledger row: one per call, the columns of ClickHouse `llm_calls`, and how a spilled row becomes one.
+
+Rows travel as plain dicts (JSON in the spill file): timestamps as integer microseconds since the epoch
+(UTC), money as decimal strings (or None when unknown), everything else as JSON scalars or lists.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+# (column, ClickHouse type, kind) in table order; `kind` says how a spilled value is converted for insert.
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("request_id", "String", "str"),
+    ("received_at", "DateTime64(6, 'UTC')", "time"),
+    ("first_byte_at", "Nullable(DateTime64(6, 'UTC'))", "time?"),
+    ("finished_at", "DateTime64(6, 'UTC')", "time"),
+    ("tenant_id", "String", "str"),
+    ("tenant_name", "LowCardinality(String)", "str"),
+    ("key_id", "String", "str"),
+    ("endpoint", "LowCardinality(String)", "str"),
+    ("requested_model", "LowCardinality(String)", "str"),
+    ("served_model", "LowCardinality(String)", "str"),
+    ("provider", "LowCardinality(String)", "str"),
+    ("status", "LowCardinality(String)", "str"),
+    ("http_status", "UInt16", "int"),
+    ("error_code", "LowCardinality(String)", "str"),
+    ("stream", "Bool", "bool"),
+    ("cache_outcome", "LowCardinality(String)", "str"),
+    ("policy_id", "String", "str"),
+    ("policy_version", "UInt32", "int"),
+    ("prompt_tokens", "UInt32", "int"),
+    ("completion_tokens", "UInt32", "int"),
+    ("cached_prompt_tokens", "UInt32", "int"),
+    ("cache_write_tokens", "UInt32", "int"),
+    ("tokens_estimated", "Bool", "bool"),
+    ("cost_usd", "Nullable(Decimal(18, 9))", "money?"),
+    ("baseline_cost_usd", "Nullable(Decimal(18, 9))", "money?"),
+    ("savings_usd", "Decimal(18, 9)", "money"),
+    ("savings_kind", "LowCardinality(String)", "str"),
+    ("price_version", "LowCardinality(String)", "str"),
+    ("latency_ms", "Float64", "float"),
+    ("ttft_ms", "Nullable(Float64)", "float?"),
+    ("upstream_attempts", "UInt8", "int"),
+    ("request_hash", "String", "str"),
+    ("prompt_chars", "UInt32", "int"),
+    ("tags", "Array(String)", "list"),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in COLUMNS)
+
+# Outcomes recorded in `status`.
+STATUSES = (
+    "ok", "cache_hit", "coalesced", "upstream_error", "upstream_rejected", "rate_limited", "auth_error",
+    "invalid_request", "logging_unavailable", "unavailable", "client_cancelled", "gateway_error", "gateway_crash",
+)
+CRASH_STATUS = "gateway_crash"
+
+_DEFAULTS: dict[str, Any] = {
+    "str": "", "int": 0, "bool": False, "float": 0.0, "list": [], "money": "0",
+    "time?": None, "money?": None, "float?": None, "time": 0,
+}
+
+
+def _epoch(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+def _convert(kind: str, value: Any) -> Any:
+    if value is None:
+        value = _DEFAULTS[kind]
+        if value is None:
+            return None
+    if kind in ("time", "time?"):
+        return _epoch(int(value))
+    if kind in ("money", "money?"):
+        return Decimal(str(value))
+    if kind == "list":
+        return list(value)
+    return value
+
+
+def to_values(row: dict[str, Any]) -> list[Any]:
+    """One spilled row as the list of column values clickhouse-connect inserts, in COLUMNS order."""
+    return [_convert(kind, row.get(name)) for name, _, kind in COLUMNS]
+
+
+def crash_row(start: dict[str, Any], finished_at_us: int) -> dict[str, Any]:
+    """The row for a call whose process died before it finished: what was known at its start, marked crashed."""
+    row = dict(start)
+    row.update(
+        finished_at=max(finished_at_us, int(start.get("received_at") or 0)),
+        status=CRASH_STATUS,
+        http_status=0,
+        error_code=CRASH_STATUS,
+        cost_usd=None,
+        baseline_cost_usd=None,
+        savings_usd="0",
+        savings_kind="",
+        tokens_estimated=True,
+    )
+    row["latency_ms"] = (row["finished_at"] - int(start.get("received_at") or 0)) / 1000.0
+    return row

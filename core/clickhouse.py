@@ -1,0 +1,99 @@
+"""The analytics store: ClickHouse through clickhouse-connect, embedded chDB by default.
+
+Every call here blocks. Async code goes through `ClickHouseStore.run`, which serialises calls on one
+worker thread (a chDB handle belongs to one process and is not meant to be shared across threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from core.callrow import COLUMN_NAMES, to_values
+from core.settings import Settings
+
+T = TypeVar("T")
+CALLS_TABLE = "llm_calls"
+# Deduplicate identical retried blocks in the table and in every materialized view fed by it.
+INSERT_SETTINGS: dict[str, Any] = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+class ClickHouseLocked(RuntimeError):
+    """The embedded store's directory is held by another process (a running Netra)."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = f"{exc} {exc.__cause__ or ''}"
+    return "Cannot lock file" in text or "Another server instance" in text or "EmbeddedServer" in text
+
+
+def open_client(url: str, database: str) -> Client:
+    """A client on `url` whose default database exists and is selected."""
+    if url.startswith("chdb://"):
+        Path(url.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+    try:
+        client = clickhouse_connect.get_client(dsn=url)
+    except (ClickHouseError, RuntimeError) as exc:
+        if url.startswith("chdb://") and _is_lock_error(exc):
+            location = url.removeprefix("chdb://")
+            raise ClickHouseLocked(
+                f"the embedded ClickHouse store at {location} is in use by another process "
+                "(a running Netra); stop it first, or point NETRA_CLICKHOUSE_URL at a ClickHouse server"
+            ) from exc
+        raise
+    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    client.database = database
+    return client
+
+
+class ClickHouseStore:
+    """A client plus the single worker thread all of its calls run on."""
+
+    def __init__(self, client: Client, *, embedded: bool) -> None:
+        self.client = client
+        self.embedded = embedded
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+
+    @classmethod
+    def open(cls, settings: Settings) -> ClickHouseStore:
+        """Open the configured store (blocking)."""
+        url = settings.resolved_clickhouse_url
+        return cls(open_client(url, settings.clickhouse_database), embedded=url.startswith("chdb://"))
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call on the store's worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def insert_rows(self, rows: Sequence[dict[str, Any]], token: str) -> None:
+        """Insert ledger rows; a retry with the same token is deduplicated by ClickHouse."""
+        settings = dict(INSERT_SETTINGS, insert_deduplication_token=token)
+        data = [to_values(row) for row in rows]
+        self.client.insert(CALLS_TABLE, data, column_names=list(COLUMN_NAMES), settings=settings)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a SELECT."""
+        return list(self.client.query(sql, parameters=parameters).result_rows)
+
+    def command(self, sql: str) -> None:
+        """Run a statement that returns nothing."""
+        self.client.command(sql)
+
+    def ping(self) -> bool:
+        """Whether the store answers."""
+        try:
+            self.client.command("SELECT 1")
+        except (ClickHouseError, OSError, RuntimeError):
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the client and stop the worker thread."""
+        self._executor.shutdown(wait=True)
+        self.client.close()

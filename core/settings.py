@@ -1,0 +1,78 @@
+"""Settings, read in one place: environment variables prefixed NETRA_ (and the provider keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob Netra has; built once, frozen, passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="NETRA_", frozen=True, extra="ignore")
+
+    data_dir: Path = Path(".netra")
+    database_url: str | None = None
+    redis_url: str | None = None
+    clickhouse_url: str | None = None
+    clickhouse_database: str = "netra"
+    config: Path | None = None
+    secret_key: SecretStr | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "info"
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    upstream_connect_timeout: float = 10.0
+    upstream_first_byte_timeout: float = 300.0
+    upstream_idle_timeout: float = 120.0
+    upstream_total_timeout: float = 600.0
+    upstream_max_connections: int = 1000
+    upstream_attempts: int = 2
+    graceful_shutdown_timeout: float = 30.0
+
+    key_cache_ttl: float = 5.0
+    memory_backend_max_keys: int = 100_000
+
+    ledger_enabled: bool = True
+    ledger_segment_bytes: int = 16 * 1024 * 1024
+    ledger_batch_rows: int = 5_000
+    ledger_flush_interval: float = 0.5
+    ledger_commit_interval: float = 0.005
+
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("NETRA_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("NETRA_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL, SQLite in the data dir unless configured."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'netra.db').resolve()}"
+
+    @property
+    def resolved_clickhouse_url(self) -> str:
+        """The ClickHouse DSN, embedded chDB in the data dir unless configured."""
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def resolved_config_path(self) -> Path | None:
+        """The YAML config file: NETRA_CONFIG, else ./netra.yaml when present."""
+        if self.config is not None:
+            return self.config
+        default = Path("netra.yaml")
+        return default if default.is_file() else None
+
+    @property
+    def spill_dir(self) -> Path:
+        """Where the ledger's write-ahead segments live."""
+        return self.data_dir / "spill"
