@@ -1,0 +1,172 @@
+"""The seam every provider adapter implements, and the translation of transport failures into our errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from core.config import ModelConfig, ProviderConfig
+from core.errors import (
+    NetraError,
+    ServiceUnavailable,
+    UpstreamFailed,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from core.usage import Usage
+
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class UpstreamCall:
+    """One call to send upstream: the client's body with the model already resolved."""
+
+    endpoint: str
+    body: dict[str, Any]
+    model: ModelConfig
+    stream: bool
+    request_id: str
+    include_usage: bool = False
+
+
+@dataclass(slots=True)
+class UpstreamReply:
+    """A complete (non-streaming) answer, ready for the client."""
+
+    body: bytes
+    usage: Usage | None
+    status: int = 200
+    content_type: bytes = b"application/json"
+
+
+class UpstreamStream(Protocol):
+    """An answer being streamed: SSE events for the client, usage once the stream has ended."""
+
+    @property
+    def usage(self) -> Usage | None:
+        """Tokens the provider reported, once it reported them."""
+        ...
+
+    @property
+    def completion_chars(self) -> int:
+        """Characters of generated text relayed so far (for estimates when no usage arrives)."""
+        ...
+
+    @property
+    def error_code(self) -> str:
+        """The code of the failure that ended the stream, or empty."""
+        ...
+
+    def events(self) -> AsyncIterator[bytes]:
+        """Client-ready SSE bytes (`data: …\\n\\n`, possibly several events), ending with `data: [DONE]`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the upstream connection (cancels the upstream call if still running)."""
+
+
+class Provider(Protocol):
+    """One upstream account of some kind; adapters get their config and the shared HTTP session."""
+
+    config: ProviderConfig
+
+    def supports(self, endpoint: str) -> bool:
+        """Whether this provider can serve the endpoint (e.g. `embeddings`)."""
+        ...
+
+    async def send(self, call: UpstreamCall) -> UpstreamReply:
+        """Make a non-streaming call."""
+        ...
+
+    async def open_stream(self, call: UpstreamCall) -> UpstreamStream:
+        """Start a streaming call; errors before the first event raise, later ones arrive in-band."""
+        ...
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """Bookkeeping shared by stream implementations."""
+
+    usage: Usage | None = None
+    completion_chars: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sse_event(payload: dict[str, Any]) -> bytes:
+    """One SSE data event."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def error_event(error: NetraError) -> bytes:
+    """The in-band error event of a stream that failed after it started, followed by [DONE]."""
+    return b"data: " + error.body() + b"\n\n" + DONE_EVENT
+
+
+def parse_error_body(body: bytes) -> dict[str, Any]:
+    """The `error` object of an OpenAI-style error body, or {} if there is none."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        return error
+    if isinstance(error, str):
+        return {"message": error}
+    return {}
+
+
+def retry_after(headers: Any) -> dict[str, str]:
+    """The Retry-After header to pass on, if the provider sent one."""
+    value = headers.get("retry-after") if headers is not None else None
+    return {"retry-after": str(value)} if value else {"retry-after": "1"}
+
+
+def error_from_status(status: int, body: bytes, headers: Any = None) -> NetraError:
+    """Map a provider's non-2xx answer to our error: request problems pass through, the rest become 5xx."""
+    error = parse_error_body(body)
+    message = str(error.get("message") or f"upstream answered HTTP {status}")
+    if status in (401, 403):
+        return UpstreamFailed("The provider rejected Netra's credential for this model.", code="upstream_auth_error")
+    if status == 429:
+        return ServiceUnavailable(
+            "The provider is rate limiting or overloaded; retry shortly.", code="upstream_overloaded",
+            headers=retry_after(headers),
+        )
+    if 400 <= status < 500:
+        code = error.get("code")
+        param = error.get("param")
+        return UpstreamRejected(
+            status, message, etype=str(error.get("type") or "invalid_request_error"),
+            code=str(code) if code is not None else None, param=str(param) if param is not None else None,
+        )
+    return UpstreamFailed(f"The provider failed (HTTP {status}).", code="upstream_error")
+
+
+@contextmanager
+def map_errors(provider: str) -> Iterator[None]:
+    """Turn transport failures talking to a provider into our error tree."""
+    try:
+        yield
+    except NetraError:
+        raise
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeout(f"The provider {provider} did not answer in time.") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ServiceUnavailable(
+            f"Cannot reach the provider {provider}.", code="upstream_unavailable", headers={"retry-after": "1"}
+        ) from exc
+    except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+        raise UpstreamFailed(f"The connection to the provider {provider} failed.", code="upstream_error") from exc
+
+
+def is_retryable(error: NetraError) -> bool:
+    """Failures worth one more attempt before anything reached the client."""
+    return error.status_code in (500, 502, 503, 504) and error.code in ("upstream_error", "upstream_unavailable")
