@@ -1,0 +1,64 @@
+"""`netra ledger summary` and `netra ledger export`: read ClickHouse directly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+
+from cli.common import fail
+from core.chmigrate import upgrade_clickhouse
+from core.clickhouse import ClickHouseLocked, ClickHouseStore
+from core.ledger_export import export_rows
+from core.ledger_report import format_summary, parse_when
+from core.ledger_report import summary as ledger_summary
+from core.settings import Settings
+
+
+def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    now = datetime.now(UTC)
+    since = parse_when(args.since, now) if args.since else None
+    until = parse_when(args.until, now) if args.until else None
+    return since, until
+
+
+def _open(settings: Settings) -> ClickHouseStore:
+    store = ClickHouseStore.open(settings)
+    # A fresh data dir has no tables yet: create them so an empty ledger reads as empty, not as an error.
+    upgrade_clickhouse(store)
+    return store
+
+
+def summary(args: argparse.Namespace) -> int:
+    """Requests by status, tokens, cost, baseline and savings, with totals."""
+    try:
+        since, until = _window(args)
+        store = _open(Settings())
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    except ClickHouseLocked as exc:
+        return fail(str(exc))
+    try:
+        report = ledger_summary(store, tenant=args.tenant, since=since, until=until)
+    finally:
+        store.close()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_summary(report))
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """One line per call, CSV or JSONL, on stdout."""
+    try:
+        since, until = _window(args)
+        store = _open(Settings())
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    except ClickHouseLocked as exc:
+        return fail(str(exc))
+    try:
+        export_rows(store, tenant=args.tenant, since=since, until=until, fmt=args.format, write=sys.stdout.write)
+    finally:
+        store.close()
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,89 @@
+"""`netra run`, `netra gateway` and `netra migrate`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from cli.common import fail
+from core.chmigrate import upgrade_clickhouse
+from core.clickhouse import ClickHouseLocked, ClickHouseStore, held_by_other_process
+from core.logs import configure_logging
+from core.migrate import upgrade_relational
+from core.settings import Settings
+from gateway.app import create_app
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with --host/--port taking precedence."""
+    overrides: dict[str, Any] = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    return Settings(**overrides)
+
+
+def _embedded_path(settings: Settings) -> Path | None:
+    url = settings.resolved_clickhouse_url
+    return Path(url.removeprefix("chdb://")) if url.startswith("chdb://") and settings.ledger_enabled else None
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.host, "port": settings.port, "loop": "uvloop", "http": "httptools", "log_config": None,
+        "access_log": False, "lifespan": "on", "timeout_graceful_shutdown": int(settings.graceful_shutdown_timeout),
+        "server_header": False,
+    }
+
+
+def _refuse_if_held(settings: Settings) -> str | None:
+    path = _embedded_path(settings)
+    if path is not None and held_by_other_process(path):
+        return (f"the data directory {settings.data_dir} is in use by a running Netra; stop it first "
+                "(or give this one its own NETRA_DATA_DIR)")
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Apply migrations, then serve the gateway on whatever the settings say."""
+    settings = settings_from(args)
+    configure_logging(settings.log_level)
+    if (problem := _refuse_if_held(settings)) is not None:
+        return fail(problem)
+    upgrade_relational(settings)
+    uvicorn.run(create_app(settings), **_uvicorn_options(settings))
+    return 0
+
+
+def gateway(args: argparse.Namespace) -> int:
+    """Serve the gateway alone; several workers need a ClickHouse server (chDB belongs to one process)."""
+    settings = settings_from(args)
+    configure_logging(settings.log_level)
+    if args.workers > 1 and _embedded_path(settings) is not None:
+        return fail("--workers above 1 needs NETRA_CLICKHOUSE_URL pointing at a ClickHouse server: "
+                    "the embedded store belongs to one process")
+    if (problem := _refuse_if_held(settings)) is not None:
+        return fail(problem)
+    if args.workers > 1:
+        uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **_uvicorn_options(settings))
+    else:
+        uvicorn.run(create_app(settings), **_uvicorn_options(settings))
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """Apply relational and ClickHouse migrations."""
+    settings = settings_from(args)
+    upgrade_relational(settings)
+    print("relational schema: up to date")
+    try:
+        store = ClickHouseStore.open(settings)
+    except ClickHouseLocked:
+        print("clickhouse schema: held by the running Netra, which applied its migrations when it started")
+        return 0
+    try:
+        applied = upgrade_clickhouse(store)
+    finally:
+        store.close()
+    print(f"clickhouse schema: up to date ({len(applied)} applied now)")
+    return 0
