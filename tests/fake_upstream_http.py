@@ -1,0 +1,216 @@
+"""The fake upstream's HTTP side: request recording, the generic provider handler and the SSE writer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.fake_upstream_behaviour import Behaviour, Stream, behaviour_for, next_id
+from tests.fake_upstream_dialects import JSON, Dialect
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Answer = Callable[[dict[str, Any], str, Behaviour], dict[str, Any]]
+Streamer = Callable[[dict[str, Any], str, Behaviour], Stream]
+INVALID_JSON = "We could not parse the JSON body of your request."
+_UNPARSED = object()
+
+
+class RecordedRequest:
+    """One request as the fake received it; ``json`` is the parsed body (None when absent or not JSON)."""
+
+    __slots__ = ("_json", "body", "headers", "method", "path", "query")
+
+    def __init__(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> None:
+        self.method, self.path, self.query, self.headers, self.body = method, path, query, headers, body
+        self._json: Any = _UNPARSED
+
+    @property
+    def json(self) -> Any:
+        """The body parsed on first access: raw bytes keep the garbage collector's work flat on long runs."""
+        if self._json is _UNPARSED:
+            self._json = parse_json(self.body)
+        return self._json
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view for ``GET /_fake/requests``."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "json": self.json,
+            "body": self.body.decode("utf-8", "replace"),
+        }
+
+    def __repr__(self) -> str:
+        return f"RecordedRequest({self.method} {self.path}, {len(self.body)} bytes)"
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of a body, or None when it is empty or not JSON."""
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+class UpstreamState:
+    """What the fake remembers: recorded requests, stream outcomes, flaky turns."""
+
+    def __init__(self, *, record: bool = True) -> None:
+        self.record = record
+        self.requests: list[RecordedRequest] = []
+        self.request_count = 0
+        self.cancelled_streams = 0
+        self.completed_streams = 0
+        self.flaky_turns: Counter[str] = Counter()
+
+    def reset(self) -> None:
+        """Forget everything received so far (the request list is cleared in place)."""
+        self.requests.clear()
+        self.request_count = self.cancelled_streams = self.completed_streams = 0
+        self.flaky_turns.clear()
+
+    async def receive(self, request: web.Request) -> Any:
+        """Read, parse and record a request; return its JSON body or None."""
+        raw = await request.read()
+        self.request_count += 1
+        if self.record:
+            headers = {name.lower(): value for name, value in request.headers.items()}
+            self.requests.append(RecordedRequest(request.method, request.path, dict(request.query), headers, raw))
+        return parse_json(raw)
+
+    def flaky_fails(self, model: str) -> bool:
+        """Whether this request to a flaky model fails: odd-numbered ones do, so a retry succeeds."""
+        self.flaky_turns[model] += 1
+        return self.flaky_turns[model] % 2 == 1
+
+    def stats(self) -> dict[str, int]:
+        """Counters for ``GET /_fake/stats``."""
+        return {
+            "cancelled_streams": self.cancelled_streams,
+            "completed_streams": self.completed_streams,
+            "requests": self.request_count,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One provider endpoint: who it speaks as, what it requires, how it answers and streams."""
+
+    dialect: Dialect
+    required: tuple[str, ...]
+    answer: Answer
+    stream: Streamer | None = None
+
+
+def json_response(payload: Any, dialect: Dialect) -> web.Response:
+    """A 200 JSON answer with the provider's request id header."""
+    headers = {dialect.request_id_header: next_id("req_fake")}
+    return web.Response(body=orjson.dumps(payload), content_type=JSON, headers=headers)
+
+
+def _abort(request: web.Request) -> None:
+    """Drop the connection mid-body: the client sees a truncated chunked stream, no [DONE]."""
+    if request.transport is not None:
+        request.transport.close()
+
+
+class ProviderHandlers:
+    """The request handlers shared by every provider endpoint."""
+
+    def __init__(self, state: UpstreamState) -> None:
+        self.state = state
+
+    def route(self, endpoint: Endpoint) -> Handler:
+        """An aiohttp handler serving one endpoint."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await self.handle(request, endpoint)
+
+        return handler
+
+    async def handle(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+        """Record, authenticate, validate, then answer as the model name asks."""
+        body = await self.state.receive(request)
+        dialect = endpoint.dialect
+        if not dialect.authorised(request):
+            return dialect.unauthorised()
+        if not isinstance(body, dict):
+            return dialect.invalid(INVALID_JSON, None, "invalid_json")
+        model = request.match_info.get("deployment") or body.get("model")
+        missing = next((field for field in endpoint.required if field not in body), None) if model else "model"
+        if missing:
+            return dialect.missing(missing)
+        behaviour = behaviour_for(str(model))
+        if body.get("stream") is True and endpoint.stream is not None:
+            return await self.stream(request, endpoint, body, str(model), behaviour)
+        failure = await self.misbehave(dialect, str(model), behaviour)
+        return failure or json_response(endpoint.answer(body, str(model), behaviour), dialect)
+
+    async def models(self, request: web.Request, dialect: Dialect, body: bytes) -> web.StreamResponse:
+        """A fixed, authenticated GET answer (the model list or one model)."""
+        await self.state.receive(request)
+        if not dialect.authorised(request):
+            return dialect.unauthorised()
+        return web.Response(body=body, content_type=JSON, headers={dialect.request_id_header: next_id("req_fake")})
+
+    async def misbehave(self, dialect: Dialect, model: str, behaviour: Behaviour) -> web.Response | None:
+        """Wait and fail as the model name asks; None when the request should be answered normally."""
+        failing = behaviour.flaky and self.state.flaky_fails(model)
+        if behaviour.slow_s:
+            await asyncio.sleep(behaviour.slow_s)
+        status = 500 if failing else behaviour.error_status
+        if status is None and behaviour.overloaded:
+            status = dialect.overloaded_status
+        if status is not None:
+            return dialect.error(status, model)
+        if behaviour.garbage:
+            return web.Response(body=b"not json at all", content_type=JSON)
+        return None
+
+    async def stream(
+        self, request: web.Request, endpoint: Endpoint, body: dict[str, Any], model: str, behaviour: Behaviour
+    ) -> web.StreamResponse:
+        """Answer a streaming request, counting it cancelled if the client leaves before the last frame."""
+        assert endpoint.stream is not None
+        try:
+            failure = await self.misbehave(endpoint.dialect, model, behaviour)
+            if failure is not None:
+                return failure
+            return await self.send(request, endpoint.stream(body, model, behaviour), behaviour, endpoint.dialect)
+        except (ConnectionError, asyncio.CancelledError):
+            self.state.cancelled_streams += 1
+            raise
+
+    async def send(
+        self, request: web.Request, stream: Stream, behaviour: Behaviour, dialect: Dialect
+    ) -> web.StreamResponse:
+        """Write the frames: all at once, dripped, or cut short by ``midstream-fail``."""
+        headers = {"cache-control": "no-cache", dialect.request_id_header: next_id("req_fake")}
+        response = web.StreamResponse(headers=headers)
+        response.content_type = "text/event-stream"
+        await response.prepare(request)
+        if behaviour.midstream_fail:
+            await response.write(b"".join(stream.frames[: stream.fail_after]))
+            _abort(request)
+            return response
+        if behaviour.drip_s:
+            await self._drip(response, stream.frames, behaviour.drip_s)
+        else:
+            await response.write_eof(b"".join(stream.frames))  # headers, body and last chunk in one send
+        self.state.completed_streams += 1
+        return response
+
+    @staticmethod
+    async def _drip(response: web.StreamResponse, frames: list[bytes], pause_s: float) -> None:
+        for index, frame in enumerate(frames):
+            if index:
+                await asyncio.sleep(pause_s)
+            await response.write(frame)
