@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from cli.common import fail
 from core.chmigrate import upgrade_clickhouse
-from core.clickhouse import ClickHouseLocked, ClickHouseStore
+from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
 from core.ledger_export import export_rows
 from core.ledger_report import format_summary, parse_when
 from core.ledger_report import summary as ledger_summary
@@ -24,6 +24,8 @@ def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]
 
 
 def _open(settings: Settings) -> ClickHouseStore:
+    # Check the lock first: the engine itself would print its own complaint before failing.
+    refuse_if_held(settings)
     store = ClickHouseStore.open(settings)
     # A fresh data dir has no tables yet: create them so an empty ledger reads as empty, not as an error.
     upgrade_clickhouse(store)

@@ -10,7 +10,7 @@ import uvicorn
 
 from cli.common import fail
 from core.chmigrate import upgrade_clickhouse
-from core.clickhouse import ClickHouseLocked, ClickHouseStore, held_by_other_process
+from core.clickhouse import ClickHouseLocked, ClickHouseStore, held_by_other_process, refuse_if_held
 from core.logs import configure_logging
 from core.migrate import upgrade_relational
 from core.settings import Settings
@@ -77,6 +77,7 @@ def migrate(args: argparse.Namespace) -> int:
     upgrade_relational(settings)
     print("relational schema: up to date")
     try:
+        refuse_if_held(settings)
         store = ClickHouseStore.open(settings)
     except ClickHouseLocked:
         print("clickhouse schema: held by the running Netra, which applied its migrations when it started")

@@ -7,6 +7,7 @@ worker thread (a chDB handle belongs to one process and is not meant to be share
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,9 +30,28 @@ class ClickHouseLocked(RuntimeError):
     """The embedded store's directory is held by another process (a running Netra)."""
 
 
-def _is_lock_error(exc: BaseException) -> bool:
-    text = f"{exc} {exc.__cause__ or ''}"
-    return "Cannot lock file" in text or "Another server instance" in text or "EmbeddedServer" in text
+def held_by_other_process(location: Path) -> bool:
+    """Whether another process holds the embedded engine's lock on this directory."""
+    status = location / "status"
+    if not status.exists():
+        return False
+    with status.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def refuse_if_held(settings: Settings) -> None:
+    """Raise ClickHouseLocked when the configured embedded store is held by another process."""
+    url = settings.resolved_clickhouse_url
+    if url.startswith("chdb://") and held_by_other_process(Path(url.removeprefix("chdb://"))):
+        raise ClickHouseLocked(
+            f"the embedded ClickHouse store in {settings.data_dir} is in use by a running Netra; stop it first, "
+            "or point NETRA_CLICKHOUSE_URL at a ClickHouse server"
+        )
 
 
 def open_client(url: str, database: str) -> Client:
@@ -41,8 +61,8 @@ def open_client(url: str, database: str) -> Client:
     try:
         client = clickhouse_connect.get_client(dsn=url)
     except (ClickHouseError, RuntimeError) as exc:
-        if url.startswith("chdb://") and _is_lock_error(exc):
-            location = url.removeprefix("chdb://")
+        location = Path(url.removeprefix("chdb://"))
+        if url.startswith("chdb://") and held_by_other_process(location):
             raise ClickHouseLocked(
                 f"the embedded ClickHouse store at {location} is in use by another process "
                 "(a running Netra); stop it first, or point NETRA_CLICKHOUSE_URL at a ClickHouse server"
@@ -79,7 +99,7 @@ class ClickHouseStore:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows of a SELECT."""
-        return list(self.client.query(sql, parameters=parameters).result_rows)
+        return [tuple(row) for row in self.client.query(sql, parameters=parameters).result_rows]
 
     def command(self, sql: str) -> None:
         """Run a statement that returns nothing."""

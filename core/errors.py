@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-_SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|nk-[A-Za-z0-9_\-]{6,}|sk-ant-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
+_SECRETISH = re.compile(r"((?:sk|nk)-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._~+/=\-]{8,})")
 
 
 def sanitise(message: str) -> str:

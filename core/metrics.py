@@ -1,0 +1,37 @@
+"""Prometheus metrics of one app, on a registry of its own (never the global one)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class GatewayMetrics:
+    """The gateway's request, latency, token and in-flight metrics."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "netra_requests", "Requests handled, by route, model and HTTP status.", ["route", "model", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "netra_request_duration_seconds", "Time from request to last byte.", ["route"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "netra_upstream_duration_seconds", "Time waiting on the provider until its response headers.",
+            ["provider"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.ttft = Histogram(
+            "netra_time_to_first_token_seconds", "Streaming: time from request to the first relayed event.",
+            ["model"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.tokens = Counter("netra_tokens", "Tokens, by model and kind.", ["model", "kind"], registry=r)
+        self.in_flight = Gauge("netra_in_flight_requests", "Requests being handled now.", registry=r)
+        self.unpriced = Counter(
+            "netra_unpriced_calls", "Calls whose model has no price: logged with cost unknown.", ["model"],
+            registry=r,
+        )

@@ -1,0 +1,127 @@
+"""Tenant authentication: bearer keys checked against their stored hash through a short-lived cache."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.errors import AuthenticationFailed, ServiceUnavailable, TenantSuspended
+from core.keys import hash_key, hashes_equal
+from core.models import utcnow
+from core.tenants import KeyRecord, find_key
+
+log = logging.getLogger("netra.auth")
+_NEGATIVE_TTL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key and its tenant."""
+
+    key_id: str
+    tenant_id: str
+    tenant_name: str
+    tier: str
+    allowed_models: frozenset[str]
+
+    def may_use(self, model: str) -> bool:
+        """Whether the key may call this model (no list means every configured model)."""
+        return not self.allowed_models or model in self.allowed_models
+
+
+def bearer_token(header: str | None) -> str:
+    """The key from an Authorization header, or a 401 saying none was given."""
+    if not header:
+        raise AuthenticationFailed(
+            "You didn't provide an API key. Send it in the Authorization header as 'Bearer nk-…'.",
+            code="missing_api_key",
+        )
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailed("The Authorization header must be 'Bearer <key>'.", code="invalid_api_key")
+    return token
+
+
+def principal_of(record: KeyRecord | None, presented_hash: str) -> Principal:
+    """Check a looked-up key and turn it into a principal, or raise the matching error."""
+    if record is None or not hashes_equal(record.key_hash, presented_hash):
+        raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
+    if record.revoked:
+        raise AuthenticationFailed("This API key has been revoked.", code="invalid_api_key")
+    if record.expires_at is not None and record.expires_at <= utcnow():
+        raise AuthenticationFailed("This API key has expired.", code="invalid_api_key")
+    if record.tenant_status != "active":
+        raise TenantSuspended(f"The tenant {record.tenant_name!r} is suspended.")
+    return Principal(record.key_id, record.tenant_id, record.tenant_name, record.tier, record.allowed_models)
+
+
+class KeyAuthenticator:
+    """Resolves keys to principals; the database is read at most once per key per TTL."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], ttl: float, max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions = sessions
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
+        self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
+
+    async def authenticate(self, header: str | None) -> Principal:
+        """The principal behind an Authorization header."""
+        presented = hash_key(bearer_token(header))
+        cached = self._cache.get(presented)
+        if cached is not None and cached[1] > self.clock():
+            return principal_of(cached[0], presented)
+        return principal_of(await self._lookup(presented, cached), presented)
+
+    async def _lookup(self, key_hash: str, stale: tuple[KeyRecord | None, float] | None) -> KeyRecord | None:
+        pending = self._pending.get(key_hash)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
+        self._pending[key_hash] = future
+        try:
+            record = await self._fetch(key_hash, stale)
+            future.set_result(record)
+            return record
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # waiters re-raise it; this marks it retrieved when there are none
+            raise
+        finally:
+            del self._pending[key_hash]
+
+    async def _fetch(self, key_hash: str, stale: tuple[KeyRecord | None, float] | None) -> KeyRecord | None:
+        try:
+            async with self.sessions() as session:
+                record = await find_key(session, key_hash)
+        except (SQLAlchemyError, OSError) as exc:
+            # Database down: keys we already know keep working; unknown ones cannot be checked.
+            if stale is not None and stale[0] is not None:
+                log.warning("key lookup failed, serving cached key", extra={"error": type(exc).__name__})
+                return stale[0]
+            raise ServiceUnavailable(
+                "Netra cannot verify API keys right now; retry shortly.", code="auth_unavailable",
+                headers={"retry-after": "2"},
+            ) from exc
+        self._remember(key_hash, record)
+        return record
+
+    def _remember(self, key_hash: str, record: KeyRecord | None) -> None:
+        if len(self._cache) >= self.max_entries:
+            self._cache.clear()
+        ttl = self.ttl if record is not None else min(self.ttl, _NEGATIVE_TTL)
+        self._cache[key_hash] = (record, self.clock() + ttl)

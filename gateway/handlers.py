@@ -1,0 +1,132 @@
+"""The proxy endpoints: authenticate, limit, check, record, forward, respond."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core.config import ModelConfig
+from core.errors import InvalidParameter, ModelNotFound, NetraError
+from gateway.auth import Principal
+from gateway.body import parse_object, parse_tags, prompt_chars, read_body, request_hash, validate
+from gateway.calls import start_row
+from gateway.context import CallContext
+from gateway.limits import LimitResult
+from gateway.providers.base import Provider, UpstreamCall, is_retryable
+from gateway.state import GatewayState, get_ctx, get_state
+from gateway.streaming import SSEResponse
+from gateway.tiers import hourly_limit
+
+T = TypeVar("T")
+
+
+async def authorize(state: GatewayState, request: Request, ctx: CallContext) -> Principal:
+    """Authenticate the caller and count the request against its tenant's limit."""
+    principal = await state.auth.authenticate(request.headers.get("authorization"))
+    ctx.tenant_id, ctx.tenant_name, ctx.key_id = principal.tenant_id, principal.tenant_name, principal.key_id
+    limit = hourly_limit(principal.tier)
+    if limit is not None:
+        result: LimitResult = await state.limiter.hit(principal.tenant_id, limit)
+        ctx.headers.extend(result.headers())
+        if not result.allowed:
+            raise result.error()
+    return principal
+
+
+def resolve_model(state: GatewayState, principal: Principal, name: str, endpoint: str) -> ModelConfig:
+    """The configured model the key may use, served by a provider that supports the endpoint."""
+    model = state.models.get(name)
+    if model is None or not principal.may_use(name):
+        raise ModelNotFound(name)
+    if not state.providers[model.provider].supports(endpoint):
+        raise InvalidParameter(
+            f"The model `{name}` does not support /v1/{endpoint}.", code="invalid_value", param="model"
+        )
+    return model
+
+
+def describe(ctx: CallContext, request: Request, endpoint: str, body: dict[str, Any], model: ModelConfig) -> None:
+    """Fill the context with what the ledger records about the request."""
+    ctx.requested_model = model.name
+    ctx.served_model = model.upstream_name
+    ctx.provider = model.provider
+    ctx.stream = body.get("stream") is True
+    ctx.cache_outcome = "bypass"
+    ctx.prompt_chars = prompt_chars(endpoint, body)
+    ctx.request_hash = request_hash(endpoint, body)
+    ctx.tags = parse_tags(request.headers.get("x-netra-tags"))
+
+
+async def prepare(request: Request, endpoint: str) -> tuple[GatewayState, CallContext, UpstreamCall]:
+    """Everything before the upstream call: auth, limits, body checks, model resolution, ledger start."""
+    state, ctx = get_state(request), get_ctx(request)
+    principal = await authorize(state, request, ctx)
+    body = parse_object(await read_body(request, state.settings.max_body_bytes))
+    validate(endpoint, body)
+    model = resolve_model(state, principal, body["model"], endpoint)
+    describe(ctx, request, endpoint, body, model)
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    state.ledger.begin(start_row(ctx))
+    return state, ctx, UpstreamCall(endpoint, body, model, ctx.stream, ctx.request_id, include_usage)
+
+
+async def proxy(request: Request, endpoint: str) -> Response | SSEResponse:
+    """Serve one call of an OpenAI endpoint through its configured provider."""
+    state, ctx, call = await prepare(request, endpoint)
+    provider = state.providers[call.model.provider]
+    ctx.upstream_called = True
+    headers = [(b"x-netra-model", call.model.upstream_name.encode()), (b"x-netra-cache", b"bypass")]
+    if call.stream:
+        stream = await retrying(state, ctx, provider, lambda: provider.open_stream(call))
+        return SSEResponse(stream, ctx, headers)
+    reply = await retrying(state, ctx, provider, lambda: provider.send(call))
+    ctx.usage = reply.usage
+    response = Response(reply.body, status_code=reply.status, media_type="application/json")
+    response.raw_headers.extend(headers)
+    return response
+
+
+async def retrying(
+    state: GatewayState, ctx: CallContext, provider: Provider, start: Callable[[], Awaitable[T]]
+) -> T:
+    """Call the provider, retrying failures that happened before anything reached the client."""
+    attempts = max(1, state.settings.upstream_attempts)
+    loop = asyncio.get_running_loop()
+    for number in range(1, attempts + 1):
+        ctx.upstream_attempts = number
+        started = loop.time()
+        try:
+            return await start()
+        except NetraError as exc:
+            if number == attempts or not is_retryable(exc):
+                raise
+        finally:
+            state.metrics.upstream_latency.labels(provider.config.name).observe(loop.time() - started)
+        await asyncio.sleep(random.uniform(0.05, 0.25) * number)  # noqa: S311 - jitter, not crypto
+    raise AssertionError("unreachable")
+
+
+async def chat_completions(request: Request) -> Response | SSEResponse:
+    """POST /v1/chat/completions."""
+    return await proxy(request, "chat/completions")
+
+
+async def completions(request: Request) -> Response | SSEResponse:
+    """POST /v1/completions."""
+    return await proxy(request, "completions")
+
+
+async def embeddings(request: Request) -> Response | SSEResponse:
+    """POST /v1/embeddings."""
+    return await proxy(request, "embeddings")
+
+
+async def responses(request: Request) -> Response | SSEResponse:
+    """POST /v1/responses."""
+    return await proxy(request, "responses")

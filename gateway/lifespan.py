@@ -1,0 +1,101 @@
+"""Building the gateway's state at start-up and tearing it down at shutdown, in one AsyncExitStack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+
+from core.chmigrate import upgrade_clickhouse
+from core.clickhouse import ClickHouseStore
+from core.config import GatewayConfig, load_config
+from core.db import create_engine, create_sessionmaker
+from core.metrics import GatewayMetrics
+from core.price_versions import save_price_version
+from core.prices import PriceTable, load_table
+from core.settings import Settings
+from gateway.auth import KeyAuthenticator
+from gateway.ledger import Ledger, LedgerWriter, NullLedgerWriter
+from gateway.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.providers import build_providers
+from gateway.providers.http import Timeouts, create_session
+from gateway.state import GatewayState
+
+log = logging.getLogger("netra.gateway")
+
+
+def price_table(config: GatewayConfig) -> PriceTable:
+    """The shipped prices with netra.yaml's overrides, keyed by the model name sent upstream."""
+    overrides = {m.upstream_name: m.price for m in config.models if m.price is not None}
+    return load_table(overrides, datetime.now(UTC).date().isoformat())
+
+
+async def open_store(settings: Settings) -> ClickHouseStore:
+    """The analytics store, migrated; chDB opens here and holds the data directory until shutdown."""
+    store = await asyncio.to_thread(ClickHouseStore.open, settings)
+    await store.run(upgrade_clickhouse, store)
+    return store
+
+
+async def open_ledger(settings: Settings, store: ClickHouseStore | None, metrics: GatewayMetrics) -> Ledger:
+    """The ledger writer (or the null one when the ledger is off)."""
+    if store is None:
+        return NullLedgerWriter()
+    writer = LedgerWriter(settings, store, metrics.registry)
+    await writer.start()
+    return writer
+
+
+def open_limiter(redis: Redis | None) -> RateLimiter:
+    """Redis-backed limits when Redis is configured, process-local ones otherwise."""
+    return RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+
+
+async def build_state(settings: Settings, env: Mapping[str, str], stack: AsyncExitStack) -> GatewayState:
+    """Every client the gateway needs; each is closed by the stack in reverse order."""
+    config = load_config(settings, env)
+    engine = create_engine(settings)
+    stack.push_async_callback(engine.dispose)
+    sessions = create_sessionmaker(engine)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    if redis is not None:
+        stack.push_async_callback(redis.aclose)
+    http = create_session(settings)
+    stack.push_async_callback(http.close)
+    metrics = GatewayMetrics()
+    store = await open_store(settings) if settings.ledger_enabled else None
+    if store is not None:
+        stack.callback(store.close)
+    prices = price_table(config)
+    async with sessions() as session:
+        await save_price_version(session, prices)
+    ledger = await open_ledger(settings, store, metrics)
+    stack.push_async_callback(ledger.close, settings.graceful_shutdown_timeout)
+    return GatewayState(
+        settings=settings, config=config, models={m.name: m for m in config.models},
+        providers=build_providers(config, http, Timeouts.from_settings(settings)),
+        auth=KeyAuthenticator(sessions, settings.key_cache_ttl), limiter=open_limiter(redis), ledger=ledger,
+        prices=prices, metrics=metrics, engine=engine, sessions=sessions, store=store, redis=redis,
+        started_at=int(time.time()), access_log=logging.getLogger("netra.access"),
+    )
+
+
+def lifespan_for(settings: Settings, env: Mapping[str, str]) -> Any:
+    """The app's lifespan: state up before the first request, everything flushed and closed after the last."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with AsyncExitStack() as stack:
+            state = await build_state(settings, env, stack)
+            log.info("gateway ready", extra={"models": len(state.models), "providers": len(state.providers)})
+            yield {"netra": state}
+            log.info("gateway stopping: flushing the ledger")
+
+    return lifespan

@@ -1,0 +1,60 @@
+"""The gateway's app state: every client and table, built in the lifespan, reached through get_state()."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import cast
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.types import Scope
+
+from core.clickhouse import ClickHouseStore
+from core.config import GatewayConfig, ModelConfig
+from core.metrics import GatewayMetrics
+from core.prices import PriceTable
+from core.settings import Settings
+from gateway.auth import KeyAuthenticator
+from gateway.context import CallContext
+from gateway.ledger import Ledger
+from gateway.limits import RateLimiter
+from gateway.providers.base import Provider
+
+
+@dataclass(slots=True)
+class GatewayState:
+    """Everything a request handler may use; nothing of it lives at module level."""
+
+    settings: Settings
+    config: GatewayConfig
+    models: dict[str, ModelConfig]
+    providers: dict[str, Provider]
+    auth: KeyAuthenticator
+    limiter: RateLimiter
+    ledger: Ledger
+    prices: PriceTable
+    metrics: GatewayMetrics
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: ClickHouseStore | None
+    redis: Redis | None
+    started_at: int
+    access_log: logging.Logger
+    shutting_down: bool = False
+
+
+def state_of(scope: Scope) -> GatewayState:
+    """The state from an ASGI scope (the lifespan put it there)."""
+    return cast(GatewayState, scope["state"]["netra"])
+
+
+def get_state(request: Request) -> GatewayState:
+    """The state of the app serving this request."""
+    return state_of(request.scope)
+
+
+def get_ctx(request: Request) -> CallContext:
+    """The per-request context the middleware created."""
+    return cast(CallContext, request.scope["netra.ctx"])
