@@ -32,7 +32,7 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "host": settings.host, "port": settings.port, "loop": "uvloop", "http": "httptools", "log_config": None,
         "access_log": False, "lifespan": "on", "timeout_graceful_shutdown": int(settings.graceful_shutdown_timeout),
-        "server_header": False,
+        "server_header": False, "proxy_headers": False,
     }
 
 

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 
 from core.errors import NetraError
 from core.settings import Settings
@@ -17,13 +16,17 @@ from gateway.middleware import GatewayMiddleware
 from gateway.routes import routes
 
 
-def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> Starlette:
-    """The gateway app; settings and environment are read here when not given (uvicorn's factory path)."""
+def create_app(settings: Settings | None = None, env: Mapping[str, str] | None = None) -> GatewayMiddleware:
+    """The gateway app; settings and environment are read here when not given (uvicorn's factory path).
+
+    The middleware sits outside Starlette so the proxy endpoints, the hot path, skip Starlette's layers;
+    everything else (and the lifespan) goes through the Starlette app inside.
+    """
     settings = settings or Settings()
     env = dict(os.environ) if env is None else env
-    return Starlette(
+    inner = Starlette(
         routes=routes(),
-        middleware=[Middleware(GatewayMiddleware)],
         exception_handlers={NetraError: netra_error, HTTPException: http_error},
         lifespan=lifespan_for(settings, env),
     )
+    return GatewayMiddleware(inner)

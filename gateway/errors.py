@@ -9,11 +9,19 @@ from starlette.responses import Response
 from core.errors import MethodNotAllowed, NetraError, NotFound
 from gateway.calls import record_error
 from gateway.context import CallContext
+from gateway.responses import BytesResponse
 
 
 def render(error: NetraError) -> Response:
     """The error as an HTTP response with its status and headers."""
     return Response(error.body(), status_code=error.status_code, media_type="application/json", headers=error.headers)
+
+
+def error_response(ctx: CallContext, error: NetraError) -> BytesResponse:
+    """The error as a raw response for the fast path, noted on the request's context."""
+    record_error(ctx, error)
+    headers = [(k.encode(), v.encode()) for k, v in error.headers.items()]
+    return BytesResponse(error.body(), headers, error.status_code)
 
 
 async def netra_error(request: Request, exc: Exception) -> Response:

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from core.config import ModelConfig
 from core.errors import InvalidParameter, ModelNotFound, NetraError
@@ -18,8 +17,8 @@ from gateway.calls import start_row
 from gateway.context import CallContext
 from gateway.limits import LimitResult
 from gateway.providers.base import Provider, UpstreamCall, is_retryable
+from gateway.responses import BytesResponse, SSEResponse
 from gateway.state import GatewayState, get_ctx, get_state
-from gateway.streaming import SSEResponse
 from gateway.tiers import hourly_limit
 
 T = TypeVar("T")
@@ -76,7 +75,7 @@ async def prepare(request: Request, endpoint: str) -> tuple[GatewayState, CallCo
     return state, ctx, UpstreamCall(endpoint, body, model, ctx.stream, ctx.request_id, include_usage)
 
 
-async def proxy(request: Request, endpoint: str) -> Response | SSEResponse:
+async def proxy(request: Request, endpoint: str) -> BytesResponse | SSEResponse:
     """Serve one call of an OpenAI endpoint through its configured provider."""
     state, ctx, call = await prepare(request, endpoint)
     provider = state.providers[call.model.provider]
@@ -87,9 +86,7 @@ async def proxy(request: Request, endpoint: str) -> Response | SSEResponse:
         return SSEResponse(stream, ctx, headers)
     reply = await retrying(state, ctx, provider, lambda: provider.send(call))
     ctx.usage = reply.usage
-    response = Response(reply.body, status_code=reply.status, media_type="application/json")
-    response.raw_headers.extend(headers)
-    return response
+    return BytesResponse(reply.body, headers, reply.status)
 
 
 async def retrying(
@@ -112,21 +109,21 @@ async def retrying(
     raise AssertionError("unreachable")
 
 
-async def chat_completions(request: Request) -> Response | SSEResponse:
+async def chat_completions(request: Request) -> BytesResponse | SSEResponse:
     """POST /v1/chat/completions."""
     return await proxy(request, "chat/completions")
 
 
-async def completions(request: Request) -> Response | SSEResponse:
+async def completions(request: Request) -> BytesResponse | SSEResponse:
     """POST /v1/completions."""
     return await proxy(request, "completions")
 
 
-async def embeddings(request: Request) -> Response | SSEResponse:
+async def embeddings(request: Request) -> BytesResponse | SSEResponse:
     """POST /v1/embeddings."""
     return await proxy(request, "embeddings")
 
 
-async def responses(request: Request) -> Response | SSEResponse:
+async def responses(request: Request) -> BytesResponse | SSEResponse:
     """POST /v1/responses."""
     return await proxy(request, "responses")

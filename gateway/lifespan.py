@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,6 +18,7 @@ from core.chmigrate import upgrade_clickhouse
 from core.clickhouse import ClickHouseStore
 from core.config import GatewayConfig, load_config
 from core.db import create_engine, create_sessionmaker
+from core.logs import AccessLog
 from core.metrics import GatewayMetrics
 from core.price_versions import save_price_version
 from core.prices import PriceTable, load_table
@@ -70,6 +72,8 @@ async def build_state(settings: Settings, env: Mapping[str, str], stack: AsyncEx
     http = create_session(settings)
     stack.push_async_callback(http.close)
     metrics = GatewayMetrics()
+    access_log = AccessLog(sys.stderr.buffer)
+    stack.callback(access_log.flush)
     store = await open_store(settings) if settings.ledger_enabled else None
     if store is not None:
         stack.callback(store.close)
@@ -83,7 +87,7 @@ async def build_state(settings: Settings, env: Mapping[str, str], stack: AsyncEx
         providers=build_providers(config, http, Timeouts.from_settings(settings)),
         auth=KeyAuthenticator(sessions, settings.key_cache_ttl), limiter=open_limiter(redis), ledger=ledger,
         prices=prices, metrics=metrics, engine=engine, sessions=sessions, store=store, redis=redis,
-        started_at=int(time.time()), access_log=logging.getLogger("netra.access"),
+        started_at=int(time.time()), access_log=access_log,
     )
 
 

@@ -5,13 +5,27 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import NetraError
+from gateway import handlers
 from gateway.calls import final_status, finish_row
 from gateway.context import LEDGER_ENDPOINTS, CallContext
+from gateway.errors import error_response
+from gateway.responses import BytesResponse, SSEResponse
 from gateway.state import GatewayState, state_of
+
+Handler = Callable[[Request], Awaitable[BytesResponse | SSEResponse]]
+PROXY_ROUTES: Mapping[str, Handler] = MappingProxyType({
+    "/v1/chat/completions": handlers.chat_completions,
+    "/v1/completions": handlers.completions,
+    "/v1/embeddings": handlers.embeddings,
+    "/v1/responses": handlers.responses,
+})
 
 log = logging.getLogger("netra.gateway")
 _KNOWN_ROUTES = LEDGER_ENDPOINTS | {"models", "/health", "/health/ready", "/metrics"}
@@ -22,7 +36,7 @@ def request_id_of(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             if 0 < len(value) <= 128 and value.isascii() and value.decode().isprintable():
-                return value.decode()
+                return str(value.decode())
             break
     return f"req_{uuid.uuid4().hex}"
 
@@ -51,12 +65,27 @@ class GatewayMiddleware:
 
         state.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, send_with_headers)
+            handler = PROXY_ROUTES.get(scope["path"]) if scope["method"] == "POST" else None
+            if handler is None:
+                await self.app(scope, receive, send_with_headers)
+            else:
+                await self._proxy(handler, ctx, scope, receive, send_with_headers)
         except Exception:
             await self._fail(ctx, send_with_headers)
         finally:
             state.metrics.in_flight.dec()
             account(state, ctx)
+
+    async def _proxy(self, handler: Handler, ctx: CallContext, scope: Scope, receive: Receive, send: Send) -> None:
+        # The proxy endpoints skip Starlette's routing and exception layers: they are the hot path.
+        try:
+            response: ASGIApp = await handler(Request(scope, receive))
+        except NetraError as exc:
+            response = error_response(ctx, exc)
+        except ClientDisconnect:
+            ctx.cancelled = True  # gone before its request was read: nothing to answer
+            return
+        await response(scope, receive, send)
 
     async def _fail(self, ctx: CallContext, send: Send) -> None:
         log.exception("unhandled error", extra={"request_id": ctx.request_id})
@@ -91,6 +120,6 @@ def account(state: GatewayState, ctx: CallContext) -> None:
         m.tokens.labels(ctx.served_model, "completion").inc(ctx.usage.completion_tokens)
     fields = ctx.log_fields()
     fields["status"] = int(status)
-    state.access_log.info("request", extra=fields)
+    state.access_log.write(fields)
     if ctx.billable:
         state.ledger.finish(finish_row(ctx, state.prices, m, now))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import cast
 
@@ -13,6 +12,7 @@ from starlette.types import Scope
 
 from core.clickhouse import ClickHouseStore
 from core.config import GatewayConfig, ModelConfig
+from core.logs import AccessLog
 from core.metrics import GatewayMetrics
 from core.prices import PriceTable
 from core.settings import Settings
@@ -41,7 +41,7 @@ class GatewayState:
     store: ClickHouseStore | None
     redis: Redis | None
     started_at: int
-    access_log: logging.Logger
+    access_log: AccessLog
     shutting_down: bool = False
 
 

@@ -98,12 +98,13 @@ class AnthropicProvider:
         self.config = config
         self.http = UpstreamHTTP(session, timeouts, config.name, errors=_anthropic_error)
         self.url = f"{config.resolved_base_url}/v1/messages"
+        self.headers = self.build_headers()
 
     def supports(self, endpoint: str) -> bool:
         """Only chat completions translate to the Messages API."""
         return endpoint == "chat/completions"
 
-    def headers(self) -> dict[str, str]:
+    def build_headers(self) -> dict[str, str]:
         """The provider's credential and API version."""
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION, **self.config.headers}
         if self.config.api_key is not None:
@@ -117,7 +118,7 @@ class AnthropicProvider:
 
     async def send(self, call: UpstreamCall) -> UpstreamReply:
         """A Messages call, answered as a chat.completion."""
-        response = await self.http.post(self.url, self._body(call), self.headers())
+        response = await self.http.post(self.url, self._body(call), self.headers, stream=False)
         data = await self.http.read_all(response)
         try:
             message = orjson.loads(data)
@@ -130,6 +131,6 @@ class AnthropicProvider:
 
     async def open_stream(self, call: UpstreamCall) -> AnthropicStream:
         """A streaming Messages call, relayed as chat.completion.chunk events."""
-        response = await self.http.post(self.url, self._body(call), self.headers())
+        response = await self.http.post(self.url, self._body(call), self.headers, stream=True)
         translator = StreamTranslator(call.model.name, int(time.time()), call.include_usage)
         return AnthropicStream(self.http, response, translator)

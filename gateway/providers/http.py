@@ -57,17 +57,22 @@ class UpstreamHTTP:
         self.timeouts = timeouts
         self.provider = provider
         self.errors = errors
+        t = timeouts
+        # aiohttp enforces these itself (no per-request timer of ours): a complete answer must start within
+        # the first-byte timeout; a stream may pause at most the idle timeout between chunks.
+        self.json_timeout = aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.first_byte)
+        self.stream_timeout = aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=t.idle)
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
+    async def post(self, url: str, body: bytes, headers: dict[str, str], *, stream: bool) -> aiohttp.ClientResponse:
         """POST and return the response once its headers arrived; non-2xx statuses raise our error."""
-        t = self.timeouts
-        timeout = aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_read=None)
         with map_errors(self.provider):
-            async with asyncio.timeout(t.first_byte):
-                response = await self.session.post(url, data=body, headers=headers, timeout=timeout)
+            if stream:
+                async with asyncio.timeout(self.timeouts.first_byte):
+                    response = await self.session.post(url, data=body, headers=headers, timeout=self.stream_timeout)
+            else:
+                response = await self.session.post(url, data=body, headers=headers, timeout=self.json_timeout)
             if response.status >= 400:
-                async with asyncio.timeout(t.idle):
-                    data = await response.read()
+                data = await response.read()
                 response.release()
                 raise self.errors(response.status, data, response.headers)
         return response
@@ -76,13 +81,11 @@ class UpstreamHTTP:
         """The whole body of a non-streaming answer."""
         with map_errors(self.provider):
             try:
-                async with asyncio.timeout(self.timeouts.first_byte):
-                    return await response.read()
+                return await response.read()
             finally:
                 response.release()
 
     async def read_chunk(self, response: aiohttp.ClientResponse) -> bytes:
         """The next bytes of a streaming answer (b"" at the end), within the idle timeout."""
         with map_errors(self.provider):
-            async with asyncio.timeout(self.timeouts.idle):
-                return await response.content.readany()
+            return await response.content.readany()

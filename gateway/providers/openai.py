@@ -145,6 +145,7 @@ class OpenAIProvider:
         self.config = config
         self.http = UpstreamHTTP(session, timeouts, config.name)
         self.base = config.resolved_base_url
+        self.headers = self.build_headers()
 
     def supports(self, endpoint: str) -> bool:
         """OpenAI serves every endpoint Netra proxies."""
@@ -154,7 +155,7 @@ class OpenAIProvider:
         """Where the call goes."""
         return f"{self.base}/{call.endpoint}"
 
-    def headers(self) -> dict[str, str]:
+    def build_headers(self) -> dict[str, str]:
         """Request headers carrying the provider's credential (never the client's Netra key)."""
         headers = {"content-type": "application/json", **self.config.headers}
         if self.config.api_key is not None:
@@ -164,7 +165,7 @@ class OpenAIProvider:
     async def send(self, call: UpstreamCall) -> UpstreamReply:
         """Forward a non-streaming call and pass the answer through byte for byte."""
         body = orjson.dumps(upstream_body(call))
-        response = await self.http.post(self.url(call), body, self.headers())
+        response = await self.http.post(self.url(call), body, self.headers, stream=False)
         data = await self.http.read_all(response)
         try:
             parsed = orjson.loads(data)
@@ -176,7 +177,7 @@ class OpenAIProvider:
     async def open_stream(self, call: UpstreamCall) -> OpenAIStream:
         """Forward a streaming call once the provider accepted it."""
         body = orjson.dumps(upstream_body(call))
-        response = await self.http.post(self.url(call), body, self.headers())
+        response = await self.http.post(self.url(call), body, self.headers, stream=True)
         return OpenAIStream(self.http, response, call)
 
 
@@ -195,7 +196,7 @@ class AzureProvider(OpenAIProvider):
         version = self.config.api_version or self.default_api_version
         return f"{self.base}/deployments/{call.model.upstream_name}/{call.endpoint}?api-version={version}"
 
-    def headers(self) -> dict[str, str]:
+    def build_headers(self) -> dict[str, str]:
         """Azure wants the key in an api-key header."""
         headers = {"content-type": "application/json", **self.config.headers}
         if self.config.api_key is not None:

@@ -1,4 +1,4 @@
-"""Relaying a provider's stream to the client as server-sent events, event by event, never buffered."""
+"""Responses sent as raw ASGI messages: complete JSON bodies, and streams relayed event by event."""
 
 from __future__ import annotations
 
@@ -14,6 +14,24 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+class BytesResponse:
+    """A complete body with its headers, sent in two ASGI messages (no Response object machinery)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, body: bytes, headers: list[tuple[bytes, bytes]], status: int = 200) -> None:
+        self.body = body
+        self.status = status
+        self.headers = [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers,
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the response."""
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 class SSEResponse:

@@ -1,0 +1,152 @@
+"""`make bench`: Netra against a direct call to the fake provider, measured in the same run.
+
+Netra runs as one process pinned to one core; the fake provider and this load generator share the other.
+Prints a table and writes bench/out/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+
+from bench.loadgen import LoadResult, build_request, percentile, run_load
+from bench.procs import ROOT, cores, cpu_seconds, create_keys, netra_env, pin, rss_mb, start_fake, start_netra
+from tests.e2e.harness import free_port
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
+UPSTREAM_KEY = "sk-fake-upstream-key"
+
+
+def requests_for(port: int, keys: list[str], stream: bool = False) -> list[bytes]:
+    """One request per key (a connection per tenant keeps every tenant under its hourly limit)."""
+    body = orjson.dumps({**CHAT, "stream": True} if stream else CHAT)
+    return [build_request("127.0.0.1", port, "/v1/chat/completions", body, {"authorization": f"Bearer {k}"})
+            for k in keys]
+
+
+def ms(value: float) -> float:
+    """Seconds to milliseconds, rounded for the table."""
+    return round(value * 1000, 3)
+
+
+async def latency(port: int, reqs: list[bytes], count: int) -> dict[str, float]:
+    """p50/p99 at concurrency 1."""
+    result = await run_load("127.0.0.1", port, reqs[:1], 1, 120, limit=count)
+    return {"p50_ms": ms(percentile(result.latencies, 0.5)), "p99_ms": ms(percentile(result.latencies, 0.99))}
+
+
+async def throughput(port: int, reqs: list[bytes], conc: int, seconds: float, pid: int | None) -> dict[str, Any]:
+    """Requests per second at a concurrency, and Netra's CPU time per request when its pid is given."""
+    before = cpu_seconds(pid) if pid else 0.0
+    result: LoadResult = await run_load("127.0.0.1", port, reqs, conc, seconds)
+    row: dict[str, Any] = {"rps": round(result.rps), "statuses": result.statuses}
+    if pid:
+        row["cpu_ms_per_request"] = round((cpu_seconds(pid) - before) * 1000 / max(result.count, 1), 4)
+    return row
+
+
+async def first_event(port: int, reqs: list[bytes], count: int) -> dict[str, float]:
+    """Streaming: time to the first `data:` event, p50/p99 at concurrency 1."""
+    result = await run_load("127.0.0.1", port, reqs[:1], 1, 120, limit=count)
+    return {"p50_ms": ms(percentile(result.first_events, 0.5)), "p99_ms": ms(percentile(result.first_events, 0.99))}
+
+
+async def measure(fake_port: int, netra_port: int, keys: list[str], pid: int, quick: bool) -> dict[str, Any]:
+    """Every figure of the table, direct and through Netra, in one run."""
+    n, secs = (300, 2.0) if quick else (3000, 6.0)
+    direct = requests_for(fake_port, [UPSTREAM_KEY] * len(keys))
+    netra = requests_for(netra_port, keys)
+    await throughput(netra_port, netra, 32, 2.0, None)  # warm-up
+    out: dict[str, Any] = {"latency_c1": {"direct": await latency(fake_port, direct, n),
+                                          "netra": await latency(netra_port, netra, n)}}
+    out["rps"] = {str(c): {"direct": await throughput(fake_port, direct, c, secs, None),
+                           "netra": await throughput(netra_port, netra, c, secs, pid)} for c in (1, 8, 32, 64)}
+    out["first_event_c1"] = {
+        "direct": await first_event(fake_port, requests_for(fake_port, [UPSTREAM_KEY], True), n // 2),
+        "netra": await first_event(netra_port, requests_for(netra_port, keys, True), n // 2),
+    }
+    out["rss_mb"] = round(rss_mb(pid), 1)
+    return out
+
+
+async def ledger_off(fake_port: int, keys: list[str], data: Path, netra_cpu: int, quick: bool) -> dict[str, Any]:
+    """Throughput at concurrency 32 with the ledger writer off, for the ledger's cost."""
+    port = free_port()
+    proc = start_netra(netra_env(data, fake_port, ledger=False), port, netra_cpu, data / "netra-off.log")
+    try:
+        reqs = requests_for(port, keys)
+        await throughput(port, reqs, 32, 2.0, None)
+        result = await throughput(port, reqs, 32, 2.0 if quick else 6.0, proc.pid)
+        result["rss_mb"] = round(rss_mb(proc.pid), 1)
+        return result
+    finally:
+        proc.stop()
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """Start the processes, measure, stop them."""
+    cpus = cores()
+    netra_cpu, other_cpu = cpus[0], cpus[-1]
+    pin(other_cpu)
+    fake, fake_port = start_fake(other_cpu)
+    with tempfile.TemporaryDirectory(prefix="netra-bench-") as tmp:
+        data = Path(tmp)
+        keys = create_keys(data, 64)
+        port = free_port()
+        netra = start_netra(netra_env(data, fake_port, ledger=True), port, netra_cpu, data / "netra.log")
+        try:
+            results = uvloop.run(measure(fake_port, port, keys, netra.pid, quick))
+        finally:
+            netra.stop()
+        results["ledger_off_c32"] = uvloop.run(ledger_off(fake_port, keys, data, netra_cpu, quick))
+    fake.terminate()
+    fake.wait()
+    return results
+
+
+def table(r: dict[str, Any]) -> str:
+    """The results as a text table with ratios against the direct call."""
+    lat, fe = r["latency_c1"], r["first_event_c1"]
+    lines = ["figure                          direct      netra     overhead / ratio"]
+    for q in ("p50_ms", "p99_ms"):
+        d, n = lat["direct"][q], lat["netra"][q]
+        lines.append(f"latency c=1 {q:<19} {d:>8.3f}  {n:>9.3f}     +{n - d:.3f} ms")
+        d, n = fe["direct"][q], fe["netra"][q]
+        lines.append(f"stream first event {q:<12} {d:>8.3f}  {n:>9.3f}     +{n - d:.3f} ms")
+    for c, row in r["rps"].items():
+        d, n = row["direct"]["rps"], row["netra"]["rps"]
+        cpu = row["netra"]["cpu_ms_per_request"]
+        lines.append(f"req/s c={c:<22} {d:>8}  {n:>9}     {n / d:.2f}x  (netra CPU {cpu} ms/req)")
+    off = r["ledger_off_c32"]
+    on = r["rps"]["32"]["netra"]
+    lines.append(f"ledger off, req/s c=32            {'':>8}  {off['rps']:>9}     ledger costs "
+                 f"{100 * (1 - on['rps'] / off['rps']):.1f}% of throughput, "
+                 f"{on['cpu_ms_per_request'] - off['cpu_ms_per_request']:.4f} ms CPU/req")
+    lines.append(f"RSS after the run (MB)            {'':>8}  {r['rss_mb']:>9}     ledger off: {off['rss_mb']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run and print."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+    args = parser.parse_args()
+    started = time.time()
+    results = run(args.quick)
+    results["seconds"] = round(time.time() - started, 1)
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
