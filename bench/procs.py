@@ -75,7 +75,8 @@ def netra_env(data_dir: Path, fake_port: int, ledger: bool) -> dict[str, str]:
     config = data_dir / "netra.yaml"
     config.write_text(
         "providers:\n"
-        f"  - {{name: fake, kind: openai, base_url: 'http://127.0.0.1:{fake_port}/v1', api_key: sk-fake-upstream-key}}\n"
+        f"  - {{name: fake, kind: openai, base_url: 'http://127.0.0.1:{fake_port}/v1',"
+        " api_key: sk-fake-upstream-key}\n"
         "models:\n  - {name: gpt-4o-mini, provider: fake}\n"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NETRA_")}

@@ -7,7 +7,6 @@ Prints a table and writes bench/out/results.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import tempfile
 import time

@@ -6,9 +6,10 @@ Rows travel as plain dicts (JSON in the spill file): timestamps as integer micro
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 # (column, ClickHouse type, kind) in table order; `kind` says how a spilled value is converted for insert.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -56,33 +57,21 @@ STATUSES = (
 )
 CRASH_STATUS = "gateway_crash"
 
-_DEFAULTS: dict[str, Any] = {
-    "str": "", "int": 0, "bool": False, "float": 0.0, "list": [], "money": "0",
-    "time?": None, "money?": None, "float?": None, "time": 0,
-}
+_TIME_COLUMNS = tuple(name for name, _, kind in COLUMNS if kind.startswith("time"))
 
 
-def _epoch(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+def _seconds(us: int) -> str:
+    # Exact decimal seconds: a float would lose the last microsecond digits of today's timestamps.
+    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
 
-def _convert(kind: str, value: Any) -> Any:
-    if value is None:
-        value = _DEFAULTS[kind]
-        if value is None:
-            return None
-    if kind in ("time", "time?"):
-        return _epoch(int(value))
-    if kind in ("money", "money?"):
-        return Decimal(str(value))
-    if kind == "list":
-        return list(value)
-    return value
-
-
-def to_values(row: dict[str, Any]) -> list[Any]:
-    """One spilled row as the list of column values clickhouse-connect inserts, in COLUMNS order."""
-    return [_convert(kind, row.get(name)) for name, _, kind in COLUMNS]
+def to_json_each_row(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Rows as ClickHouse JSONEachRow: timestamps as exact decimal seconds, absent columns left to defaults."""
+    lines = []
+    for row in rows:
+        converted = {k: _seconds(int(row[k])) for k in _TIME_COLUMNS if row.get(k) is not None}
+        lines.append(orjson.dumps({**row, **converted}))
+    return b"\n".join(lines)
 
 
 def crash_row(start: dict[str, Any], finished_at_us: int) -> dict[str, Any]:

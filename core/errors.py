@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-_SECRETISH = re.compile(r"((?:sk|nk)-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._~+/=\-]{8,})")
+_SECRETISH = re.compile(r"(?<![A-Za-z0-9])((?:sk|nk)-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._~+/=\-]{8,})")
 
 
 def sanitise(message: str) -> str:
@@ -159,6 +159,10 @@ class QuotaExceeded(NetraError):
     status = 429
     type = "insufficient_quota"
     default_code = "insufficient_quota"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("x-should-retry", "false")
 
 
 class UpstreamRejected(NetraError):

@@ -85,24 +85,19 @@ class KeyAuthenticator:
         return principal_of(await self._lookup(presented, cached), presented)
 
     async def _lookup(self, key_hash: str, stale: tuple[KeyRecord | None, float] | None) -> KeyRecord | None:
-        pending = self._pending.get(key_hash)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
-        self._pending[key_hash] = future
-        try:
-            record = await self._fetch(key_hash, stale)
-            future.set_result(record)
-            return record
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # waiters re-raise it; this marks it retrieved when there are none
-            raise
-        finally:
-            del self._pending[key_hash]
+        # Concurrent requests with the same uncached key share one database lookup. It runs in a task of its
+        # own, so a caller that is cancelled (client gone) does not cancel it for the others.
+        task = self._pending.get(key_hash)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch(key_hash, stale))
+            self._pending[key_hash] = task
+            task.add_done_callback(lambda done: self._settled(key_hash, done))
+        return await asyncio.shield(task)
+
+    def _settled(self, key_hash: str, task: asyncio.Future[KeyRecord | None]) -> None:
+        self._pending.pop(key_hash, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too, so a lookup whose callers all left logs no warning
 
     async def _fetch(self, key_hash: str, stale: tuple[KeyRecord | None, float] | None) -> KeyRecord | None:
         try:

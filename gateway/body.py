@@ -25,6 +25,8 @@ OPTIONAL: tuple[tuple[str, tuple[type, ...]], ...] = (
 # Fields that do not change the answer: left out of the request hash.
 NON_SEMANTIC = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier", "safety_identifier"})
 MAX_TAGS = 16
+# Deeper bodies are refused: serialising them again (orjson stops near 255 levels) would fail later.
+MAX_DEPTH = 128
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -57,7 +59,21 @@ def parse_object(raw: bytes) -> dict[str, Any]:
         raise InvalidJSON(f"We could not parse the JSON body of your request: {exc.msg}.") from None
     if not isinstance(body, dict):
         raise InvalidJSON("The request body must be a JSON object.")
+    if too_deep(body, MAX_DEPTH):
+        raise InvalidJSON(f"The JSON body is nested more than {MAX_DEPTH} levels deep.")
     return body
+
+
+def too_deep(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    """Whether containers nest deeper than `limit` (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _type_name(types: tuple[type, ...]) -> str:

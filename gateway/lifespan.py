@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from core.chmigrate import upgrade_clickhouse
@@ -39,9 +40,20 @@ def price_table(config: GatewayConfig) -> PriceTable:
     return load_table(overrides, datetime.now(UTC).date().isoformat())
 
 
-async def open_store(settings: Settings) -> ClickHouseStore:
-    """The analytics store, migrated; chDB opens here and holds the data directory until shutdown."""
+async def record_prices(config: GatewayConfig, sessions: async_sessionmaker[AsyncSession]) -> PriceTable:
+    """The price table in force, stored under its version so every ledger row can be re-priced later."""
+    prices = price_table(config)
+    async with sessions() as session:
+        await save_price_version(session, prices)
+    return prices
+
+
+async def open_store(settings: Settings, stack: AsyncExitStack) -> ClickHouseStore | None:
+    """The analytics store, migrated (None with the ledger off); chDB holds the data directory until shutdown."""
+    if not settings.ledger_enabled:
+        return None
     store = await asyncio.to_thread(ClickHouseStore.open, settings)
+    stack.callback(store.close)
     await store.run(upgrade_clickhouse, store)
     return store
 
@@ -55,6 +67,16 @@ async def open_ledger(settings: Settings, store: ClickHouseStore | None, metrics
     return writer
 
 
+def open_redis(settings: Settings, stack: AsyncExitStack) -> Redis | None:
+    """The Redis client when configured; closed with the stack."""
+    if not settings.redis_url:
+        return None
+    # Short socket timeouts: a Redis that stops answering must not hold requests; limits fall back to local.
+    redis = Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    stack.push_async_callback(redis.aclose)
+    return redis
+
+
 def open_limiter(redis: Redis | None) -> RateLimiter:
     """Redis-backed limits when Redis is configured, process-local ones otherwise."""
     return RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
@@ -66,20 +88,14 @@ async def build_state(settings: Settings, env: Mapping[str, str], stack: AsyncEx
     engine = create_engine(settings)
     stack.push_async_callback(engine.dispose)
     sessions = create_sessionmaker(engine)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    if redis is not None:
-        stack.push_async_callback(redis.aclose)
+    redis = open_redis(settings, stack)
     http = create_session(settings)
     stack.push_async_callback(http.close)
     metrics = GatewayMetrics()
     access_log = AccessLog(sys.stderr.buffer)
     stack.callback(access_log.flush)
-    store = await open_store(settings) if settings.ledger_enabled else None
-    if store is not None:
-        stack.callback(store.close)
-    prices = price_table(config)
-    async with sessions() as session:
-        await save_price_version(session, prices)
+    store = await open_store(settings, stack)
+    prices = await record_prices(config, sessions)
     ledger = await open_ledger(settings, store, metrics)
     stack.push_async_callback(ledger.close, settings.graceful_shutdown_timeout)
     return GatewayState(

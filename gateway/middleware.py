@@ -55,6 +55,22 @@ class GatewayMiddleware:
         state = state_of(scope)
         ctx = CallContext(request_id_of(scope), scope["method"], scope["path"])
         scope["netra.ctx"] = ctx
+        send = self._sender(ctx, send)
+        state.metrics.in_flight.inc()
+        try:
+            handler = PROXY_ROUTES.get(scope["path"]) if scope["method"] == "POST" else None
+            if handler is None:
+                await self.app(scope, receive, send)
+            else:
+                await self._proxy(handler, ctx, scope, receive, send)
+        except Exception:
+            await self._fail(ctx, send)
+        finally:
+            state.metrics.in_flight.dec()
+            account(state, ctx)
+
+    @staticmethod
+    def _sender(ctx: CallContext, send: Send) -> Send:
         rid = ctx.request_id.encode()
 
         async def send_with_headers(message: Message) -> None:
@@ -63,18 +79,7 @@ class GatewayMiddleware:
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid), *ctx.headers]
             await send(message)
 
-        state.metrics.in_flight.inc()
-        try:
-            handler = PROXY_ROUTES.get(scope["path"]) if scope["method"] == "POST" else None
-            if handler is None:
-                await self.app(scope, receive, send_with_headers)
-            else:
-                await self._proxy(handler, ctx, scope, receive, send_with_headers)
-        except Exception:
-            await self._fail(ctx, send_with_headers)
-        finally:
-            state.metrics.in_flight.dec()
-            account(state, ctx)
+        return send_with_headers
 
     async def _proxy(self, handler: Handler, ctx: CallContext, scope: Scope, receive: Receive, send: Send) -> None:
         # The proxy endpoints skip Starlette's routing and exception layers: they are the hot path.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.clickhouse import ClickHouseStore, open_client
 from core.chmigrate import upgrade_clickhouse
+from core.clickhouse import ClickHouseStore, open_client
 from core.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -12,10 +12,11 @@ import orjson
 from core.config import ProviderConfig
 from core.errors import NetraError, UpstreamFailed
 from core.usage import Usage
-from gateway.providers.anthropic_stream import AnthropicStreamError, StreamTranslator, parse_sse
+from gateway.providers.anthropic_stream import AnthropicStreamError, StreamTranslator
 from gateway.providers.anthropic_translate import error_from_anthropic, from_messages_response, to_messages_request
 from gateway.providers.base import DONE_EVENT, UpstreamCall, UpstreamReply, error_event, sse_event
 from gateway.providers.http import Timeouts, UpstreamHTTP
+from gateway.providers.sse import parse_sse
 
 ANTHROPIC_VERSION = "2023-06-01"
 

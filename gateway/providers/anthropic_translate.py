@@ -292,7 +292,7 @@ def error_from_anthropic(status: int, body: bytes, retry_after: str | None = Non
     if status in (401, 403):
         return UpstreamFailed("The provider rejected Netra's credential for this model.", code="upstream_auth_error")
     if status in (429, 529):
-        headers = {"retry-after": retry_after} if retry_after else None
+        headers = {"retry-after": retry_after or "1"}
         return ServiceUnavailable(f"The provider is overloaded: {message}", code="upstream_overloaded", headers=headers)
     # 402 is Netra's provider account out of credit: nothing the client can fix, so not passed through.
     if 400 <= status < 500 and status != 402:

@@ -13,6 +13,7 @@ from core.errors import NetraError, UpstreamFailed
 from core.usage import Usage
 from gateway.providers.base import DONE_EVENT, UpstreamCall, UpstreamReply, error_event
 from gateway.providers.http import Timeouts, UpstreamHTTP
+from gateway.providers.sse import parse_sse
 
 _USAGE_NULL = b',"usage":null'
 
@@ -26,6 +27,11 @@ def usage_from_openai(usage: Any) -> Usage | None:
     completion = usage.get("completion_tokens", usage.get("output_tokens")) or 0
     cached = details.get("cached_tokens") or 0 if isinstance(details, dict) else 0
     return Usage(prompt_tokens=int(prompt), completion_tokens=int(completion), cached_tokens=int(cached))
+
+
+def _reframe(name: str, data: bytes) -> bytes:
+    lines = data.replace(b"\n", b"\ndata: ")
+    return b"data: " + lines if name == "message" else f"event: {name}\n".encode() + b"data: " + lines
 
 
 def upstream_body(call: UpstreamCall) -> dict[str, Any]:
@@ -74,6 +80,9 @@ class OpenAIStream:
             yield error_event(UpstreamFailed("The provider ended the stream early.", code="upstream_error"))
 
     def _take(self, buffer: bytearray) -> bytes:
+        if b"\r" in buffer:
+            # CR or CRLF line ends (allowed by the SSE spec): the general parser, then events re-framed with LF.
+            return b"".join(self._event(_reframe(name, data)) for name, data in parse_sse(buffer))
         end = buffer.rfind(b"\n\n")
         if end < 0:
             return b""

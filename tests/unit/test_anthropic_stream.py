@@ -10,7 +10,8 @@ from openai.types.chat import ChatCompletionChunk
 
 from core.errors import ServiceUnavailable, UpstreamFailed, UpstreamRejected
 from core.usage import Usage
-from gateway.providers.anthropic_stream import AnthropicStreamError, StreamTranslator, parse_sse
+from gateway.providers.anthropic_stream import AnthropicStreamError, StreamTranslator
+from gateway.providers.sse import parse_sse
 
 # Recorded shape of a Messages stream (ids shortened): a thinking block, text, then one tool_use with its input streamed
 # as partial JSON, with pings and the cache fields in usage. message_delta repeats input counts as newer versions do.

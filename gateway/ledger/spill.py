@@ -1,0 +1,282 @@
+"""The spill's on-disk format: numbered segment files of JSON-line records, and each segment's ack log.
+
+A segment is a sequence of newline-terminated records `{"t":"s","r":{start row}}` (a call started) and
+`{"t":"f","r":{ledger row}}` (a call finished). Only complete lines count: a trailing fragment is either
+still being written (the live segment) or was torn by a failed write or a killed process (any other).
+The ack log `<number>.ack` holds lines "pending START END" (written and fsynced before a batch is sent)
+and "acked END" (after the sink took it); its last complete line tells where ingest resumes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+START = "s"
+FINISH = "f"
+_START_PREFIX = b'{"t":"s"'
+_CREATE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+_TAIL_CHUNK = 64 * 1024
+
+
+def _default(value: Any) -> Any:
+    # Money may arrive as Decimal; the row format keeps it as a plain decimal string (no exponent).
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    raise TypeError(f"cannot spill a {type(value).__name__}")
+
+
+def encode(kind: str, row: dict[str, Any]) -> bytes:
+    """One record as a newline-terminated JSON line."""
+    return orjson.dumps({"t": kind, "r": row}, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def segment_path(directory: Path, number: int) -> Path:
+    """Where segment `number` of an instance lives."""
+    return directory / f"{number:012d}.seg"
+
+
+def ack_path(segment: Path) -> Path:
+    """The ack log beside a segment."""
+    return segment.with_suffix(".ack")
+
+
+def segment_number(segment: Path) -> int:
+    """The number in a segment's file name."""
+    return int(segment.stem)
+
+
+def segment_numbers(directory: Path) -> list[int]:
+    """The numbers of the segments in an instance directory, ascending."""
+    return sorted(int(path.stem) for path in directory.glob("*.seg") if path.stem.isdigit())
+
+
+class ShortWrite(OSError):
+    """Only part of a write reached the file (the disk filled up midway)."""
+
+    def __init__(self, written: int, wanted: int) -> None:
+        super().__init__(errno.ENOSPC, f"short write to the spill ({written} of {wanted} bytes)")
+        self.written = written
+
+
+def write_all(fd: int, data: bytes) -> int:
+    """One write of `data`; a short write is an error that says how much went out."""
+    written = os.write(fd, data)
+    if written != len(data):
+        raise ShortWrite(written, len(data))
+    return written
+
+
+class Segment:
+    """A segment open for appending: an O_APPEND descriptor and the bytes it holds."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.number = segment_number(path)
+        self.fd = fd
+        self.size = 0
+        self.carried = 0  # bytes of start records carried forward into it at creation
+
+    @classmethod
+    def create(cls, directory: Path, number: int, initial: bytes) -> Segment:
+        """A new segment file holding `initial` (the start records carried forward), or nothing on failure."""
+        path = segment_path(directory, number)
+        fd = os.open(path, _CREATE_FLAGS, 0o600)
+        try:
+            if initial:
+                write_all(fd, initial)
+        except OSError:
+            # A half-written carry-forward must not survive: its start records would read as unfinished calls.
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        segment = cls(path, fd)
+        segment.size = segment.carried = len(initial)
+        return segment
+
+    def full(self, limit: int) -> bool:
+        """Whether to rotate: past `limit`, and grown by at least what was carried into it."""
+        # The second condition keeps rotation amortised when the calls in flight alone outgrow a segment;
+        # otherwise every append would rotate and copy them all again.
+        return self.size >= limit and self.size >= 2 * self.carried
+
+    def append(self, data: bytes) -> None:
+        """Write one or more whole records at the end of the file."""
+        try:
+            self.size += write_all(self.fd, data)
+        except ShortWrite as exc:
+            # The fragment stays at the end of this segment, where readers ignore it: the writer moves on to
+            # a new segment after any failed append, so nothing is ever written after a fragment.
+            self.size += exc.written
+            raise
+
+
+@dataclass
+class Batch:
+    """Finish rows read from one segment, and the byte range [start, end) they were read from."""
+
+    start: int
+    end: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SegmentReader:
+    """Reads the complete records of one segment from an offset on; a trailing fragment is left alone.
+
+    The file opens on first use, so every I/O of a reader (open included) can run on one worker thread.
+    """
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self._path = path
+        self._file: BinaryIO | None = None
+        self.offset = offset
+        self.bad_lines = 0
+
+    def _handle(self) -> BinaryIO:
+        if self._file is None:
+            self._file = self._path.open("rb")
+            self._file.seek(self.offset)
+        return self._file
+
+    def fill(self, batch: Batch, limit: int, end: int | None = None) -> bool:
+        """Add finish rows to `batch` until it holds `limit` rows or `end` is reached; True at the last line."""
+        handle = self._handle()
+        while len(batch.rows) < limit and (end is None or self.offset < end):
+            line = handle.readline()
+            if not line.endswith(b"\n"):
+                handle.seek(self.offset)
+                return True
+            self.offset += len(line)
+            batch.end = self.offset
+            row = self._finish_row(line)
+            if row is not None:
+                batch.rows.append(row)
+        return False
+
+    def _finish_row(self, line: bytes) -> dict[str, Any] | None:
+        # Start records are skipped unparsed: ingest needs only the finished rows.
+        if line.startswith(_START_PREFIX):
+            return None
+        kind, row = _parse(line)
+        if kind is None:
+            self.bad_lines += 1
+        return row if kind == FINISH else None
+
+    def size(self) -> int:
+        """The segment file's current size."""
+        return os.fstat(self._handle().fileno()).st_size
+
+    def close(self) -> None:
+        """Close the file if it was opened."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _parse(line: bytes) -> tuple[str | None, dict[str, Any]]:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None, {}
+    if not isinstance(record, dict) or not isinstance(record.get("r"), dict) or record.get("t") not in (START, FINISH):
+        return None, {}
+    return record["t"], record["r"]
+
+
+def records(path: Path) -> Iterator[tuple[str, dict[str, Any], int]]:
+    """(kind, row, end offset) of every complete, well-formed record in a segment."""
+    offset = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                return
+            offset += len(line)
+            kind, row = _parse(line)
+            if kind is not None:
+                yield kind, row, offset
+
+
+def trim_torn_tail(path: Path) -> int:
+    """Cut a segment back to its last complete line (only for a segment no process writes); its new size."""
+    with path.open("r+b") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        position = end
+        while position > 0:
+            start = max(0, position - _TAIL_CHUNK)
+            handle.seek(start)
+            newline = handle.read(position - start).rfind(b"\n")
+            if newline >= 0:
+                position = start + newline + 1
+                break
+            position = start
+        if position != end:
+            handle.truncate(position)
+        return position
+
+
+@dataclass(frozen=True)
+class AckState:
+    """How far a segment's finish records are acknowledged, and a batch sent but not yet acknowledged."""
+
+    acked: int = 0
+    pending: tuple[int, int] | None = None
+
+
+def read_acks(path: Path) -> AckState:
+    """The state recorded in an ack log (nothing acknowledged when there is none)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return AckState()
+    acked, pending = 0, None
+    for line in data.split(b"\n")[:-1]:
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == b"acked" and parts[1].isdigit():
+            acked, pending = max(acked, int(parts[1])), None
+        elif len(parts) == 3 and parts[0] == b"pending" and parts[1].isdigit() and parts[2].isdigit():
+            pending = (int(parts[1]), int(parts[2]))
+    if pending is not None and pending[1] <= acked:
+        pending = None
+    return AckState(acked, pending)
+
+
+def append_ack(path: Path, line: str, sync: bool) -> None:
+    """Append one line to an ack log, fsynced (with its directory entry when new) if `sync`."""
+    created = not path.exists()
+    fd = os.open(path, _APPEND_FLAGS, 0o600)
+    try:
+        write_all(fd, line.encode() + b"\n")
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    if sync and created:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the directory's entries (new or renamed files) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def delete_segment(path: Path) -> int:
+    """Delete a segment and its ack log; the bytes freed."""
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        size = 0
+    ack_path(path).unlink(missing_ok=True)
+    return size

@@ -1,0 +1,192 @@
+"""The ledger writer: every call's row goes through a write-ahead spill on disk, then to ClickHouse in batches.
+
+`begin` and `finish` append to the spill on the event loop (microseconds, no fsync, no ClickHouse); group
+commit, ingest and crash recovery run as background tasks. See spill.py for the file format, ingest.py for
+how batches are sent exactly once, replay.py for what happens to the spill of a process that died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from core.errors import ServiceUnavailable
+from core.settings import Settings
+from gateway.ledger.base import Ledger, NullLedgerWriter, RowSink
+from gateway.ledger.ingest import IDLE_POLL, Ingestor, Waker
+from gateway.ledger.journal import Journal
+from gateway.ledger.metrics import Backlog, LedgerMetrics
+from gateway.ledger.replay import recover_instances
+from gateway.ledger.spill import segment_path
+
+log = logging.getLogger("netra.ledger")
+_RETRY_AFTER = {"retry-after": "5"}
+_DRAIN_POLL = 0.005
+
+
+class LedgerWriter:
+    """The event writer: exactly one ClickHouse row per call, through a write-ahead spill."""
+
+    def __init__(
+        self, settings: Settings, sink: RowSink, registry: CollectorRegistry, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._settings = settings
+        self.instance = uuid.uuid4().hex
+        self._backlog = Backlog(mark=clock())
+        self.metrics = LedgerMetrics(registry, self._backlog, clock)
+        self._waker = Waker()
+        self._journal = Journal(settings, self.instance, self.metrics, self._backlog, self._waker, clock)
+        self._ingestor = Ingestor(settings, sink, self.metrics, self._backlog, self._waker, clock)
+        self._ingest_task: asyncio.Task[None] | None = None
+        self._recovered = False
+        self._ingested = (0, 0)  # own (segment, offset) before which every finish record is acknowledged
+        self._closing = False
+
+    @property
+    def healthy(self) -> bool:
+        """Whether calls can be recorded now."""
+        return not self._closing and self._journal.ok
+
+    async def start(self) -> None:
+        """Open the spill and start group commit, recovery and ingest; an unwritable spill leaves it unhealthy."""
+        if self._ingest_task is not None or self._closing:
+            return
+        try:
+            self._journal.open()
+        except OSError as exc:
+            # Serve 503s (and keep retrying) rather than fail start-up: the disk may come back.
+            self._journal.failed(exc)
+        self._journal.start_commits()
+        self._ingest_task = asyncio.create_task(self._ingest_loop(), name="ledger-ingest")
+
+    def begin(self, row: dict[str, Any]) -> None:
+        """Record that a call started; ServiceUnavailable if that cannot be recorded."""
+        if self._closing:
+            raise ServiceUnavailable("Netra is shutting down.", code="shutting_down", headers=dict(_RETRY_AFTER))
+        if not self._journal.ok:
+            raise _logging_unavailable()
+        try:
+            self._journal.start_call(row)
+        except OSError as exc:
+            self._journal.failed(exc)
+            raise _logging_unavailable() from exc
+
+    def finish(self, row: dict[str, Any]) -> None:
+        """Record a finished call's ledger row (never raises)."""
+        self._journal.finish_call(row)
+
+    def backlog(self) -> tuple[int, int]:
+        """(rows, bytes) recorded but not yet acknowledged by ClickHouse."""
+        return max(self._backlog.rows, 0), max(self._backlog.bytes, 0)
+
+    async def _ingest_loop(self) -> None:
+        """Replay dead writers' spills first, then follow the writer's own segments."""
+        await recover_instances(self._settings.spill_dir, self.instance, self._ingestor, self._backlog)
+        self._recovered = True
+        while True:
+            numbers = self._journal.numbers
+            if not numbers or self._journal.directory is None:
+                self._waker.arm()
+                await self._waker.wait(1, IDLE_POLL)
+                continue
+            number = numbers[0]
+            path = segment_path(self._journal.directory, number)
+            live, report = partial(self._journal.live, number), partial(self._report, number)
+            await self._ingestor.ingest_segment(self.instance, path, live, report)
+            numbers.popleft()
+
+    def _report(self, number: int, offset: int) -> None:
+        self._ingested = (number, offset)
+
+    async def drain(self) -> None:
+        """Wait until every row recorded so far (and every dead writer's spill) is acknowledged."""
+        self._waker.urgent += 1
+        self._waker.poke()
+        try:
+            await self._until(lambda: not self._journal.retry)
+            target = self._journal.position()
+            self._waker.poke()
+            await self._until(lambda: self._recovered and self._ingested >= target)
+        finally:
+            self._waker.urgent -= 1
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            task = self._ingest_task
+            if task is None:
+                raise RuntimeError("the ledger writer is not started")
+            if task.done():
+                task.result()  # surfaces the failure that stopped ingest
+                raise RuntimeError("ledger ingest stopped")
+            await asyncio.sleep(_DRAIN_POLL)
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stop accepting calls, flush within `grace` seconds, release the spill (kept on disk if not flushed)."""
+        if self._closing:
+            return
+        self._closing = True
+        wait = self._settings.graceful_shutdown_timeout if grace is None else grace
+        flushed = False
+        try:
+            if self._ingest_task is not None:
+                async with asyncio.timeout(wait):
+                    await self.drain()
+                flushed = True
+        except TimeoutError:
+            log.warning("ledger not flushed at shutdown: rows stay in the spill for the next start-up",
+                        extra={"rows": self.backlog()[0]})
+        finally:
+            await self._shut_down(flushed)
+
+    async def _shut_down(self, flushed: bool) -> None:
+        # Ingest stops first: once the journal is closed no segment is live, and ingest would delete the last
+        # one, whose start records the next start-up needs for calls still in flight.
+        await self._cancel_ingest()
+        last = self._journal.position()
+        await self._journal.stop()  # closes the journal before its first await: nothing is appended after `last`
+        await self._ingestor.close()
+        journal = self._journal
+        empty = flushed and self._ingested >= last and not journal.in_flight and not journal.retry
+        # Calls still in flight keep the directory: the next start-up records them as crashed.
+        journal.release(remove=empty)
+
+    async def _cancel_ingest(self) -> None:
+        task, self._ingest_task = self._ingest_task, None
+        if task is None:
+            return
+        task.cancel()
+        for result in await asyncio.gather(task, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("ledger ingest had failed", exc_info=result)
+
+    async def abandon(self) -> None:
+        """Test-only: stop as a killed process would, without syncing, flushing or deleting anything."""
+        self._closing = True
+        await self._cancel_ingest()
+        await self._journal.abandon()
+        await self._ingestor.close()
+
+
+def _logging_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The call cannot be recorded right now; retry later.", code="logging_unavailable",
+        headers=dict(_RETRY_AFTER),
+    )
+
+
+LEDGERS: dict[bool, Callable[[Settings, RowSink, CollectorRegistry], Ledger]] = {
+    True: LedgerWriter,
+    False: lambda settings, sink, registry: NullLedgerWriter(),
+}
+
+
+def build_ledger(settings: Settings, sink: RowSink, registry: CollectorRegistry) -> Ledger:
+    """The writer when the ledger is enabled, else the null one."""
+    return LEDGERS[settings.ledger_enabled](settings, sink, registry)

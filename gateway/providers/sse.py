@@ -1,0 +1,44 @@
+"""Server-sent events: an incremental parser for providers' streams (LF, CRLF or CR line ends)."""
+
+from __future__ import annotations
+
+
+def parse_sse(buffer: bytearray) -> list[tuple[str, bytes]]:
+    """Consume every complete SSE event in `buffer` (deleting its bytes); return (event name, data) pairs."""
+    events: list[tuple[str, bytes]] = []
+    data: list[bytes] = []
+    name, start, consumed = "", 0, 0
+    has_cr = b"\r" in buffer  # Anthropic sends \n; only look for \r line ends when there are some
+    while (line := _next_line(buffer, start, has_cr)) is not None:
+        end, after = line
+        if end > start:
+            name = _read_field(bytes(buffer[start:end]), name, data)
+        else:  # a blank line ends the event; one without data lines is dispatched as nothing (per the SSE spec)
+            if data:
+                events.append((name or "message", b"\n".join(data)))
+            # A CR that ends the buffer may be half of a CRLF: keep it, to be re-read as an empty line next time.
+            consumed = end if after == len(buffer) and buffer.endswith(b"\r") else after
+            name, data = "", []
+        start = after
+    del buffer[:consumed]  # an event still arriving stays in the buffer and is re-read next time
+    return events
+
+
+def _next_line(buffer: bytearray, start: int, has_cr: bool) -> tuple[int, int] | None:
+    """(end of the line, start of the next) for the line at `start`, or None if it is not complete yet."""
+    newline = buffer.find(b"\n", start)
+    cr = buffer.find(b"\r", start) if has_cr else -1
+    if cr == -1 or (newline != -1 and newline < cr):
+        return None if newline == -1 else (newline, newline + 1)
+    return (cr, cr + 2) if buffer[cr + 1 : cr + 2] == b"\n" else (cr, cr + 1)
+
+
+def _read_field(line: bytes, name: str, data: list[bytes]) -> str:
+    """Apply one `field: value` line to the event being built; return its (possibly new) name."""
+    field, _, value = line.partition(b":")
+    value = value[1:] if value.startswith(b" ") else value
+    if field == b"event":
+        return value.decode("utf-8", "replace")
+    if field == b"data":
+        data.append(value)
+    return name  # comments (": ...") and id/retry fields do not matter to a single request

@@ -1,0 +1,80 @@
+"""Real PostgreSQL and Redis for integration tests: skipped when unreachable, except in CI, where they must run.
+
+Override the servers with NETRA_TEST_POSTGRES (an asyncpg DSN on the maintenance database) and NETRA_TEST_REDIS.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_ADMIN = os.environ.get("NETRA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("NETRA_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def unavailable(service: str, reason: object) -> None:
+    """Skip the test, or fail it when running in CI (where the services are part of the job)."""
+    message = f"{service} is unreachable: {reason}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: integration services are required)")
+    pytest.skip(message)
+
+
+async def _admin() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(POSTGRES_ADMIN, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        unavailable(f"PostgreSQL at {POSTGRES_ADMIN}", exc)
+        raise  # unreachable: skip/fail raise
+
+
+def _database_url(name: str) -> str:
+    parts = urlsplit(POSTGRES_ADMIN)
+    return urlunsplit(("postgresql+asyncpg", parts.netloc, f"/{name}", parts.query, ""))
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A SQLAlchemy URL of a PostgreSQL database created for this test and dropped after it."""
+    name = f"netra_test_{uuid.uuid4().hex[:12]}"
+    admin = await _admin()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _database_url(name)
+    admin = await _admin()
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def redis_token() -> str:
+    """A token unique to this test; every Redis key the test creates contains it, so cleanup touches only those."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def redis_client(redis_token: str) -> AsyncIterator[Redis]:
+    """A client on the real Redis; keys containing the test's token are deleted afterwards."""
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        unavailable(f"Redis at {REDIS_URL}", exc)
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"*{redis_token}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

@@ -1,0 +1,40 @@
+"""Fixtures of the unit tests: a migrated SQLite database and the upstream HTTP session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.db import create_engine, create_sessionmaker
+from core.migrate import upgrade_relational_async
+from core.settings import Settings
+from gateway.providers.http import create_session
+
+
+@dataclass
+class Database:
+    """A migrated relational database and its session maker."""
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    """A SQLite file in tmp_path with the real migrations applied."""
+    await upgrade_relational_async(settings)
+    engine = create_engine(settings)
+    yield Database(engine, create_sessionmaker(engine))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def http_session(settings: Settings) -> AsyncIterator[aiohttp.ClientSession]:
+    """The gateway's upstream session, closed after the test."""
+    session = create_session(settings)
+    yield session
+    await session.close()

@@ -1,0 +1,198 @@
+"""The spill's file format: segment append and read, torn lines, rotation with carry-forward, ack logs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from core.settings import Settings
+from gateway.ledger.ingest import Waker
+from gateway.ledger.instance import create_instance, other_instances, remove_instance, try_lock
+from gateway.ledger.journal import Journal
+from gateway.ledger.metrics import Backlog, LedgerMetrics
+from gateway.ledger.replay import close_unfinished, scan_instance
+from gateway.ledger.spill import (
+    FINISH,
+    START,
+    AckState,
+    Batch,
+    Segment,
+    SegmentReader,
+    ack_path,
+    append_ack,
+    encode,
+    read_acks,
+    records,
+    segment_numbers,
+    segment_path,
+    trim_torn_tail,
+)
+
+T0 = 1_700_000_000_000_000
+
+
+def start(i: int) -> dict[str, Any]:
+    return {"request_id": f"req-{i}", "received_at": T0 + i, "tenant_id": "t1", "endpoint": "chat"}
+
+
+def finish(i: int) -> dict[str, Any]:
+    return dict(start(i), finished_at=T0 + i + 500, status="ok", cost_usd="0.000100000")
+
+
+def test_records_round_trip(tmp_path: Path) -> None:
+    segment = Segment.create(tmp_path, 1, b"")
+    segment.append(encode(START, start(1)))
+    segment.append(encode(FINISH, finish(1)))
+    os.close(segment.fd)
+    assert segment.path.name == "000000000001.seg"
+    assert segment.size == segment.path.stat().st_size
+    assert [(kind, row["request_id"]) for kind, row, _ in records(segment.path)] == [("s", "req-1"), ("f", "req-1")]
+
+
+def test_reader_batches_finish_rows_only(tmp_path: Path) -> None:
+    segment = Segment.create(tmp_path, 1, b"")
+    for i in range(5):
+        segment.append(encode(START, start(i)) + encode(FINISH, finish(i)))
+    os.close(segment.fd)
+    reader = SegmentReader(segment.path, 0)
+    first = Batch(0, 0)
+    assert reader.fill(first, 3) is False
+    second = Batch(reader.offset, reader.offset)
+    assert reader.fill(second, 3) is True
+    reader.close()
+    assert [r["request_id"] for r in first.rows] == ["req-0", "req-1", "req-2"]
+    assert [r["request_id"] for r in second.rows] == ["req-3", "req-4"]
+    assert second.start == first.end and second.end == segment.size
+
+
+def test_torn_last_line_is_left_until_complete(tmp_path: Path) -> None:
+    path = tmp_path / "000000000001.seg"
+    whole, torn = encode(FINISH, finish(1)), encode(FINISH, finish(2))
+    path.write_bytes(whole + torn[:10])
+    reader = SegmentReader(path, 0)
+    batch = Batch(0, 0)
+    assert reader.fill(batch, 100) is True
+    assert [r["request_id"] for r in batch.rows] == ["req-1"] and reader.offset == len(whole)
+    with path.open("ab") as handle:
+        handle.write(torn[10:])
+    assert reader.fill(batch, 100) is True
+    reader.close()
+    assert [r["request_id"] for r in batch.rows] == ["req-1", "req-2"]
+    assert batch.end == len(whole) + len(torn)
+
+
+def test_garbage_line_is_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "000000000001.seg"
+    path.write_bytes(encode(FINISH, finish(1)) + b"not json\n" + encode(FINISH, finish(2)))
+    reader = SegmentReader(path, 0)
+    batch = Batch(0, 0)
+    reader.fill(batch, 100)
+    reader.close()
+    assert [r["request_id"] for r in batch.rows] == ["req-1", "req-2"]
+    assert reader.bad_lines == 1
+
+
+def test_trim_torn_tail(tmp_path: Path) -> None:
+    path = tmp_path / "000000000001.seg"
+    whole = encode(START, start(1))
+    path.write_bytes(whole + b'{"t":"f","r":{"requ')
+    assert trim_torn_tail(path) == len(whole)
+    assert path.read_bytes() == whole
+    assert trim_torn_tail(path) == len(whole)
+
+
+def test_ack_log_states(tmp_path: Path) -> None:
+    ack = ack_path(segment_path(tmp_path, 7))
+    assert ack.name == "000000000007.ack"
+    assert read_acks(ack) == AckState(0, None)
+    append_ack(ack, "pending 0 100", True)
+    assert read_acks(ack) == AckState(0, (0, 100))
+    append_ack(ack, "acked 100", False)
+    append_ack(ack, "pending 100 250", True)
+    assert read_acks(ack) == AckState(100, (100, 250))
+    with ack.open("ab") as handle:
+        handle.write(b"acked 25")  # torn: the pending batch stands
+    assert read_acks(ack) == AckState(100, (100, 250))
+
+
+def journal_for(tmp_path: Path, segment_bytes: int) -> Journal:
+    settings = Settings(data_dir=tmp_path, ledger_segment_bytes=segment_bytes, _env_file=None)  # type: ignore[call-arg]
+    backlog = Backlog()
+    metrics = LedgerMetrics(CollectorRegistry(), backlog, lambda: 0.0)
+    journal = Journal(settings, "a" * 32, metrics, backlog, Waker(), lambda: 0.0)
+    journal.open()
+    return journal
+
+
+def test_rotation_carries_forward_calls_in_flight(tmp_path: Path) -> None:
+    journal = journal_for(tmp_path, 1)  # rotate as soon as a segment has grown past what it carried
+    for i in range(3):
+        journal.start_call(start(i))
+    journal.finish_call(finish(1))
+    journal.start_call(start(3))
+    directory = journal.directory
+    assert directory is not None
+    per_segment = [
+        [(kind, row["request_id"]) for kind, row, _ in records(segment_path(directory, n))]
+        for n in segment_numbers(directory)
+    ]
+    assert per_segment == [
+        [("s", "req-0")],
+        [("s", "req-0"), ("s", "req-1")],
+        [("s", "req-0"), ("s", "req-1"), ("s", "req-2"), ("f", "req-1")],
+        # req-1 finished in an earlier segment: only the calls still in flight are carried forward.
+        [("s", "req-0"), ("s", "req-2"), ("s", "req-3")],
+    ]
+    assert set(journal.in_flight) == {"req-0", "req-2", "req-3"}
+    assert journal.position() == (4, segment_path(directory, 4).stat().st_size)
+
+
+def test_rotation_stays_amortised_when_calls_in_flight_outgrow_a_segment(tmp_path: Path) -> None:
+    journal = journal_for(tmp_path, 200)
+    for i in range(200):
+        journal.start_call(start(i))
+    assert journal.directory is not None
+    assert len(segment_numbers(journal.directory)) <= 10  # not one segment per append
+
+
+def test_failed_append_keeps_row_for_retry(tmp_path: Path) -> None:
+    journal = journal_for(tmp_path, 1 << 20)
+    journal.start_call(start(1))
+    assert journal.segment is not None
+    readonly = os.open(journal.segment.path, os.O_RDONLY)
+    os.dup2(readonly, journal.segment.fd)
+    os.close(readonly)
+    journal.finish_call(finish(1))
+    assert journal.broken and not journal.ok
+    assert [request_id for request_id, _ in journal.retry] == ["req-1"]
+    assert "req-1" in journal.in_flight  # still carried forward until its finish is on disk
+
+
+def test_dead_instance_scan_and_crash_rows(tmp_path: Path) -> None:
+    directory, lock = create_instance(tmp_path, "b" * 32)
+    path = segment_path(directory, 1)
+    lines = [encode(START, start(i)) for i in range(4)] + [encode(FINISH, finish(0)), encode(FINISH, finish(2))]
+    path.write_bytes(b"".join(lines) + b'{"t":"f"')
+    assert other_instances(tmp_path, "c" * 32) == [directory]
+    assert try_lock(directory) is None  # held: a live writer
+    os.close(lock)
+    scan = close_unfinished(directory)
+    assert scan.crashed == 2 and scan.rows == 4
+    crashed = [row for kind, row, _ in records(path) if kind == FINISH and row["status"] == "gateway_crash"]
+    assert sorted(r["request_id"] for r in crashed) == ["req-1", "req-3"]
+    assert {r["finished_at"] for r in crashed} == {T0 + 2 + 500}  # the latest time in the instance's records
+    again = close_unfinished(directory)  # idempotent: the crash rows count as finishes
+    assert again.crashed == 0 and scan_instance(directory).unfinished == {}
+    remove_instance(directory)
+    assert not directory.exists()
+
+
+def test_encode_keeps_decimals_as_strings() -> None:
+    from decimal import Decimal
+
+    record = orjson.loads(encode(FINISH, {"request_id": "x", "cost_usd": Decimal("0.000000001")}))
+    assert record == {"t": "f", "r": {"request_id": "x", "cost_usd": "0.000000001"}}
