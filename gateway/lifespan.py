@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -25,13 +25,14 @@ from core.price_versions import save_price_version
 from core.prices import PriceTable, load_table
 from core.settings import Settings
 from gateway.auth import KeyAuthenticator
-from gateway.ledger import Ledger, LedgerWriter, NullLedgerWriter
+from gateway.ledger import Ledger, LedgerWriter, NullLedgerWriter, RowSink
 from gateway.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.providers import build_providers
 from gateway.providers.http import Timeouts, create_session
 from gateway.state import GatewayState
 
 log = logging.getLogger("netra.gateway")
+SinkWrapper = Callable[[RowSink], RowSink]
 
 
 def price_table(config: GatewayConfig) -> PriceTable:
@@ -58,11 +59,13 @@ async def open_store(settings: Settings, stack: AsyncExitStack) -> ClickHouseSto
     return store
 
 
-async def open_ledger(settings: Settings, store: ClickHouseStore | None, metrics: GatewayMetrics) -> Ledger:
+async def open_ledger(
+    settings: Settings, store: ClickHouseStore | None, metrics: GatewayMetrics, wrap_sink: SinkWrapper | None
+) -> Ledger:
     """The ledger writer (or the null one when the ledger is off)."""
     if store is None:
         return NullLedgerWriter()
-    writer = LedgerWriter(settings, store, metrics.registry)
+    writer = LedgerWriter(settings, wrap_sink(store) if wrap_sink else store, metrics.registry)
     await writer.start()
     return writer
 
@@ -82,7 +85,9 @@ def open_limiter(redis: Redis | None) -> RateLimiter:
     return RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
 
 
-async def build_state(settings: Settings, env: Mapping[str, str], stack: AsyncExitStack) -> GatewayState:
+async def build_state(
+    settings: Settings, env: Mapping[str, str], stack: AsyncExitStack, wrap_sink: SinkWrapper | None = None
+) -> GatewayState:
     """Every client the gateway needs; each is closed by the stack in reverse order."""
     config = load_config(settings, env)
     engine = create_engine(settings)
@@ -96,7 +101,7 @@ async def build_state(settings: Settings, env: Mapping[str, str], stack: AsyncEx
     stack.callback(access_log.flush)
     store = await open_store(settings, stack)
     prices = await record_prices(config, sessions)
-    ledger = await open_ledger(settings, store, metrics)
+    ledger = await open_ledger(settings, store, metrics, wrap_sink)
     stack.push_async_callback(ledger.close, settings.graceful_shutdown_timeout)
     return GatewayState(
         settings=settings, config=config, models={m.name: m for m in config.models},
@@ -107,13 +112,13 @@ async def build_state(settings: Settings, env: Mapping[str, str], stack: AsyncEx
     )
 
 
-def lifespan_for(settings: Settings, env: Mapping[str, str]) -> Any:
+def lifespan_for(settings: Settings, env: Mapping[str, str], wrap_sink: SinkWrapper | None = None) -> Any:
     """The app's lifespan: state up before the first request, everything flushed and closed after the last."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            state = await build_state(settings, env, stack)
+            state = await build_state(settings, env, stack, wrap_sink)
             log.info("gateway ready", extra={"models": len(state.models), "providers": len(state.providers)})
             yield {"netra": state}
             log.info("gateway stopping: flushing the ledger")

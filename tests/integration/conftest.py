@@ -8,12 +8,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from core.settings import Settings
+from tests.fake_upstream import FakeUpstream
+from tests.integration.harness import Gateway, gateway_settings, running_gateway
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN = os.environ.get("NETRA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -78,3 +83,9 @@ async def redis_client(redis_token: str) -> AsyncIterator[Redis]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+@pytest.fixture
+async def gateway(settings: Settings, tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[Gateway]:
+    async with running_gateway(gateway_settings(settings, tmp_path, fake_upstream), fake_upstream) as running:
+        yield running
