@@ -44,7 +44,8 @@ models:
   - {{name: midstream, provider: fake, upstream: gpt-4o-mini-midstream-fail}}
   - {{name: unreachable, provider: down, upstream: gpt-4o-mini}}
   - {{name: quiet, provider: fake, upstream: gpt-4o-mini-no-usage, price: {{input: 0.15, output: 0.6}}}}
-  - {{name: cached, provider: fake, upstream: gpt-4o-mini-cached, price: {{input: 0.15, output: 0.6, cached_input: 0.075}}}}
+  - {{name: cached, provider: fake, upstream: gpt-4o-mini-cached,
+      price: {{input: 0.15, output: 0.6, cached_input: 0.075}}}}
   - {{name: claude-cached, provider: fakeant, upstream: claude-sonnet-4-5-cached,
       price: {{input: 3, output: 15, cached_input: 0.3, cache_write: 3.75}}}}
 """
