@@ -32,6 +32,10 @@ def _open(settings: Settings) -> ClickHouseStore:
     return store
 
 
+def _write(line: str) -> None:
+    sys.stdout.write(line)
+
+
 def summary(args: argparse.Namespace) -> int:
     """Requests by status, tokens, cost, baseline and savings, with totals."""
     try:
@@ -59,7 +63,7 @@ def export(args: argparse.Namespace) -> int:
     except ClickHouseLocked as exc:
         return fail(str(exc))
     try:
-        export_rows(store, tenant=args.tenant, since=since, until=until, fmt=args.format, write=sys.stdout.write)
+        export_rows(store, tenant=args.tenant, since=since, until=until, fmt=args.format, write=_write)
     finally:
         store.close()
     sys.stdout.flush()

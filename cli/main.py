@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import accounts, ledger, serve
+from cli import accounts, ledger, prices, serve
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -70,11 +71,18 @@ def _add_ledger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     export.set_defaults(func=ledger.export)
 
 
+def _add_prices(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmds = sub.add_parser("prices", help="price tables the ledger used").add_subparsers(dest="action", required=True)
+    show = cmds.add_parser("show", help="list stored price versions, or print one")
+    show.add_argument("--version", help="a price_version from the ledger")
+    show.set_defaults(func=prices.show)
+
+
 def parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
     root = argparse.ArgumentParser(prog="netra", description="Netra, the OpenAI-compatible gateway.")
     sub = root.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_tenants, _add_keys, _add_ledger):
+    for add in (_add_serve, _add_tenants, _add_keys, _add_ledger, _add_prices):
         add(sub)
     return root
 
@@ -83,7 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = parser().parse_args(argv)
     func: Command = args.func
-    return func(args)
+    try:
+        return func(args)
+    except BrokenPipeError:
+        # The reader went away (`netra ledger export | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

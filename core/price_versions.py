@@ -25,6 +25,11 @@ async def save_price_version(session: AsyncSession, table: PriceTable) -> bool:
     return True
 
 
+async def list_price_versions(session: AsyncSession) -> list[PriceVersion]:
+    """Every stored version, oldest first."""
+    return list((await session.scalars(select(PriceVersion).order_by(PriceVersion.created_at))).all())
+
+
 async def price_version_json(session: AsyncSession, version: str) -> str | None:
     """The stored table of a version, as JSON."""
     return await session.scalar(select(PriceVersion.table_json).where(PriceVersion.version == version))

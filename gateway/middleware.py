@@ -76,6 +76,8 @@ class GatewayMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 ctx.status = message["status"]
+                if not ctx.stream:  # a stream's first byte is its first event, noted by the relay
+                    ctx.mark_first_byte()
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid), *ctx.headers]
             await send(message)
 

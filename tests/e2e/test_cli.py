@@ -1,0 +1,81 @@
+"""The `netra` commands, run while the server runs, as an operator scripts them."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import openai
+import pytest
+
+from tests.e2e.conftest import Deployment
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+def test_tenants_list_as_json(deployment: Deployment) -> None:
+    tenants = {t["name"]: t for t in json.loads(deployment.netra.cli("tenants", "list", "--json").stdout)}
+    assert tenants["acme"]["tier"] == "enterprise" and tenants["tiny"]["tier"] == "free"
+    assert all(t["status"] == "active" for t in tenants.values())
+
+
+def test_duplicate_tenant_is_refused(deployment: Deployment) -> None:
+    done = deployment.netra.cli("tenants", "create", "acme", check=False)
+    assert done.returncode == 1 and "already exists" in done.stderr
+
+
+def test_key_is_printed_alone_and_never_listed(deployment: Deployment) -> None:
+    netra = deployment.netra
+    out = netra.cli("keys", "create", "--tenant", "tiny", "--models", "gpt-4o-mini", "--expires-in", "30d").stdout
+    key = out.strip()
+    assert out.count("\n") == 1 and key.startswith("nk-") and len(key) > 40
+    listed = json.loads(netra.cli("keys", "list", "--tenant", "tiny", "--json").stdout)
+    mine = next(k for k in listed if key.startswith(k["prefix"]))
+    assert mine["models"] == ["gpt-4o-mini"] and mine["expires_at"] and mine["status"] == "active"
+    assert key not in json.dumps(listed)
+
+
+def test_bad_duration_is_explained(deployment: Deployment) -> None:
+    done = deployment.netra.cli("keys", "create", "--tenant", "tiny", "--expires-in", "soon", check=False)
+    assert done.returncode == 1 and "duration" in done.stderr and done.stdout == ""
+
+
+def test_revoked_key_stops_working_within_seconds(deployment: Deployment) -> None:
+    netra = deployment.netra
+    key = netra.cli("keys", "create", "--tenant", "acme").stdout.strip()
+    client = openai.OpenAI(base_url=netra.url, api_key=key, max_retries=0)
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=USER).choices
+    netra.cli("keys", "revoke", key[:11])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        except openai.AuthenticationError:
+            return
+        time.sleep(0.5)
+    pytest.fail("a revoked key still worked 15 s later")
+
+
+def test_suspended_tenant_is_refused(deployment: Deployment) -> None:
+    netra = deployment.netra
+    netra.cli("tenants", "create", "shady")
+    key = netra.cli("keys", "create", "--tenant", "shady").stdout.strip()
+    netra.cli("tenants", "suspend", "shady")
+    client = openai.OpenAI(base_url=netra.url, api_key=key, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert err.value.code == "tenant_suspended"  # type: ignore[attr-defined]
+
+
+def test_price_versions_are_stored(deployment: Deployment) -> None:
+    listing = deployment.netra.cli("prices", "show").stdout
+    version = listing.split("\t")[0]
+    assert version.startswith("litellm-")
+    table = json.loads(deployment.netra.cli("prices", "show", "--version", version).stdout)
+    assert table["models"]["gpt-4o-mini"]["input"] == "0.00000015"
+
+
+def test_ledger_commands_refuse_while_the_server_holds_the_store(deployment: Deployment) -> None:
+    done = deployment.netra.cli("ledger", "export", "--format", "csv", check=False)
+    assert done.returncode == 1 and "in use by a running Netra" in done.stderr and done.stdout == ""
+    assert "Traceback" not in done.stderr
