@@ -39,8 +39,8 @@ class Settings(BaseSettings):
 
     ledger_enabled: bool = True
     ledger_segment_bytes: int = 16 * 1024 * 1024
-    ledger_batch_rows: int = 5_000
-    ledger_flush_interval: float = 0.5
+    ledger_batch_rows: int = 10_000
+    ledger_flush_interval: float = 1.0
     ledger_commit_interval: float = 0.005
 
     openai_api_key: SecretStr | None = Field(

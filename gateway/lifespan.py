@@ -120,6 +120,8 @@ def lifespan_for(settings: Settings, env: Mapping[str, str], wrap_sink: SinkWrap
         async with AsyncExitStack() as stack:
             state = await build_state(settings, env, stack, wrap_sink)
             log.info("gateway ready", extra={"models": len(state.models), "providers": len(state.providers)})
+            if not state.models:
+                log.warning("no models configured: set OPENAI_API_KEY or ANTHROPIC_API_KEY, or write netra.yaml")
             yield {"netra": state}
             log.info("gateway stopping: flushing the ledger")
 
