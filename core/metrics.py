@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -12,11 +14,21 @@ class GatewayMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[str, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             "netra_requests", "Requests handled, by route, model and HTTP status.", ["route", "model", "status"],
             registry=r,
         )
+        self.tokens = Counter("netra_tokens", "Tokens, by model and kind.", ["model", "kind"], registry=r)
+        self.in_flight = Gauge("netra_in_flight_requests", "Requests being handled now.", registry=r)
+        self.unpriced = Counter(
+            "netra_unpriced_calls", "Calls whose model has no price: logged with cost unknown.", ["model"],
+            registry=r,
+        )
+        self._add_timings(r)
+
+    def _add_timings(self, r: CollectorRegistry) -> None:
         self.latency = Histogram(
             "netra_request_duration_seconds", "Time from request to last byte.", ["route"],
             buckets=_LATENCY_BUCKETS, registry=r,
@@ -29,9 +41,11 @@ class GatewayMetrics:
             "netra_time_to_first_token_seconds", "Streaming: time from request to the first relayed event.",
             ["model"], buckets=_LATENCY_BUCKETS, registry=r,
         )
-        self.tokens = Counter("netra_tokens", "Tokens, by model and kind.", ["model", "kind"], registry=r)
-        self.in_flight = Gauge("netra_in_flight_requests", "Requests being handled now.", registry=r)
-        self.unpriced = Counter(
-            "netra_unpriced_calls", "Calls whose model has no price: logged with cost unknown.", ["model"],
-            registry=r,
-        )
+
+    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """The labelled child of a metric, cached: `labels()` validates and locks on every call."""
+        key = (metric._name, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found

@@ -74,15 +74,28 @@ class KeyAuthenticator:
         self.max_entries = max_entries
         self.clock = clock
         self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
+        # Valid keys' principals with the cache deadline and the key's own expiry (epoch seconds).
+        self._valid: dict[str, tuple[Principal, float, float]] = {}
         self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
 
     async def authenticate(self, header: str | None) -> Principal:
         """The principal behind an Authorization header."""
         presented = hash_key(bearer_token(header))
+        valid = self._valid.get(presented)
+        if valid is not None and valid[1] > self.clock() and valid[2] > time.time():
+            return valid[0]
         cached = self._cache.get(presented)
-        if cached is not None and cached[1] > self.clock():
-            return principal_of(cached[0], presented)
-        return principal_of(await self._lookup(presented, cached), presented)
+        fresh = cached is not None and cached[1] > self.clock()
+        record = cached[0] if fresh and cached is not None else await self._lookup(presented, cached)
+        principal = principal_of(record, presented)
+        self._remember_valid(presented, principal, record)
+        return principal
+
+    def _remember_valid(self, key_hash: str, principal: Principal, record: KeyRecord | None) -> None:
+        entry = self._cache.get(key_hash)
+        if entry is not None and record is not None:
+            expiry = record.expires_at.timestamp() if record.expires_at is not None else float("inf")
+            self._valid[key_hash] = (principal, entry[1], expiry)
 
     async def _lookup(self, key_hash: str, stale: tuple[KeyRecord | None, float] | None) -> KeyRecord | None:
         # Concurrent requests with the same uncached key share one database lookup. It runs in a task of its
@@ -118,5 +131,6 @@ class KeyAuthenticator:
     def _remember(self, key_hash: str, record: KeyRecord | None) -> None:
         if len(self._cache) >= self.max_entries:
             self._cache.clear()
+            self._valid.clear()
         ttl = self.ttl if record is not None else min(self.ttl, _NEGATIVE_TTL)
         self._cache[key_hash] = (record, self.clock() + ttl)

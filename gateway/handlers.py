@@ -104,7 +104,8 @@ async def retrying(
             if number == attempts or not is_retryable(exc):
                 raise
         finally:
-            state.metrics.upstream_latency.labels(provider.config.name).observe(loop.time() - started)
+            m = state.metrics
+            m.child(m.upstream_latency, provider.config.name).observe(loop.time() - started)
         await asyncio.sleep(random.uniform(0.05, 0.25) * number)  # noqa: S311 - jitter, not crypto
     raise AssertionError("unreachable")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 
@@ -38,7 +38,7 @@ def request_id_of(scope: Scope) -> str:
             if 0 < len(value) <= 128 and value.isascii() and value.decode().isprintable():
                 return str(value.decode())
             break
-    return f"req_{uuid.uuid4().hex}"
+    return f"req_{os.urandom(16).hex()}"
 
 
 class GatewayMiddleware:
@@ -118,13 +118,13 @@ def account(state: GatewayState, ctx: CallContext) -> None:
     route = route_label(ctx)
     m = state.metrics
     status = str(final_status(ctx)[1])
-    m.requests.labels(route, ctx.requested_model, status).inc()
-    m.latency.labels(route).observe(now - ctx.received_t)
+    m.child(m.requests, route, ctx.requested_model, status).inc()
+    m.child(m.latency, route).observe(now - ctx.received_t)
     if ctx.stream and ctx.first_byte_t is not None:
-        m.ttft.labels(ctx.requested_model).observe(ctx.first_byte_t - ctx.received_t)
+        m.child(m.ttft, ctx.requested_model).observe(ctx.first_byte_t - ctx.received_t)
     if ctx.usage is not None:
-        m.tokens.labels(ctx.served_model, "prompt").inc(ctx.usage.prompt_tokens)
-        m.tokens.labels(ctx.served_model, "completion").inc(ctx.usage.completion_tokens)
+        m.child(m.tokens, ctx.served_model, "prompt").inc(ctx.usage.prompt_tokens)
+        m.child(m.tokens, ctx.served_model, "completion").inc(ctx.usage.completion_tokens)
     fields = ctx.log_fields()
     fields["status"] = int(status)
     state.access_log.write(fields)
