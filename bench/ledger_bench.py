@@ -52,7 +52,7 @@ def finish_row(i: int) -> dict[str, Any]:
 class DownSink:
     """ClickHouse unreachable: every insert fails."""
 
-    def insert_rows(self, rows: Sequence[dict[str, Any]], token: str) -> None:
+    def insert_rows(self, rows: Sequence[bytes], token: str) -> None:
         """Fail like a refused connection."""
         raise ConnectionError("ClickHouse is down")
 

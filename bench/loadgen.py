@@ -95,16 +95,21 @@ def build_request(host: str, port: int, path: str, body: bytes, headers: dict[st
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _worker(host: str, port: int, request: bytes, until: float, limit: int, result: LoadResult) -> None:
+async def _worker(
+    host: str, port: int, requests: list[bytes], first: int, step: int, until: float, limit: int, result: LoadResult
+) -> None:
     loop = asyncio.get_running_loop()
     _, conn = await loop.create_connection(_Connection, host, port)
+    index = first
     try:
         while time.perf_counter() < until and result.count < limit:
+            request = requests[index % len(requests)]
+            index += step
             started = time.perf_counter()
-            status, first = await conn.request(request)
+            status, first_event = await conn.request(request)
             result.latencies.append(time.perf_counter() - started)
-            if first is not None:
-                result.first_events.append(first - started)
+            if first_event is not None:
+                result.first_events.append(first_event - started)
             result.statuses[status] = result.statuses.get(status, 0) + 1
     finally:
         if conn.transport is not None:
@@ -114,12 +119,16 @@ async def _worker(host: str, port: int, request: bytes, until: float, limit: int
 async def run_load(
     host: str, port: int, requests: list[bytes], concurrency: int, seconds: float, limit: int = 10**9
 ) -> LoadResult:
-    """Drive `concurrency` connections (connection i sends requests[i % len]) for `seconds` or `limit` requests."""
+    """Drive `concurrency` connections for `seconds` or `limit` requests, cycling through `requests`.
+
+    Connection i sends requests i, i + concurrency, i + 2·concurrency, … so every request (every tenant key)
+    gets an even share of the load, whatever the concurrency.
+    """
     result = LoadResult()
     started = time.perf_counter()
     until = started + seconds
     await asyncio.gather(*(
-        _worker(host, port, requests[i % len(requests)], until, limit, result) for i in range(concurrency)
+        _worker(host, port, requests, i, concurrency, until, limit, result) for i in range(concurrency)
     ))
     result.elapsed = time.perf_counter() - started
     return result

@@ -31,6 +31,14 @@ def requests_for(port: int, keys: list[str], stream: bool = False) -> list[bytes
             for k in keys]
 
 
+def checked(result: LoadResult) -> LoadResult:
+    """The result, or an error when any answer was not a 200 (a benchmark of errors measures nothing)."""
+    bad = {status: n for status, n in result.statuses.items() if status != 200}
+    if bad:
+        raise RuntimeError(f"non-200 answers during the benchmark: {bad}")
+    return result
+
+
 def ms(value: float) -> float:
     """Seconds to milliseconds, rounded for the table."""
     return round(value * 1000, 3)
@@ -38,14 +46,14 @@ def ms(value: float) -> float:
 
 async def latency(port: int, reqs: list[bytes], count: int) -> dict[str, float]:
     """p50/p99 at concurrency 1."""
-    result = await run_load("127.0.0.1", port, reqs[:1], 1, 120, limit=count)
+    result = checked(await run_load("127.0.0.1", port, reqs, 1, 120, limit=count))
     return {"p50_ms": ms(percentile(result.latencies, 0.5)), "p99_ms": ms(percentile(result.latencies, 0.99))}
 
 
 async def throughput(port: int, reqs: list[bytes], conc: int, seconds: float, pid: int | None) -> dict[str, Any]:
     """Requests per second at a concurrency, and Netra's CPU time per request when its pid is given."""
     before = cpu_seconds(pid) if pid else 0.0
-    result: LoadResult = await run_load("127.0.0.1", port, reqs, conc, seconds)
+    result = checked(await run_load("127.0.0.1", port, reqs, conc, seconds))
     row: dict[str, Any] = {"rps": round(result.rps), "statuses": result.statuses}
     if pid:
         row["cpu_ms_per_request"] = round((cpu_seconds(pid) - before) * 1000 / max(result.count, 1), 4)
@@ -54,7 +62,7 @@ async def throughput(port: int, reqs: list[bytes], conc: int, seconds: float, pi
 
 async def first_event(port: int, reqs: list[bytes], count: int) -> dict[str, float]:
     """Streaming: time to the first `data:` event, p50/p99 at concurrency 1."""
-    result = await run_load("127.0.0.1", port, reqs[:1], 1, 120, limit=count)
+    result = checked(await run_load("127.0.0.1", port, reqs, 1, 120, limit=count))
     return {"p50_ms": ms(percentile(result.first_events, 0.5)), "p99_ms": ms(percentile(result.first_events, 0.99))}
 
 

@@ -6,6 +6,7 @@ Rows travel as plain dicts (JSON in the spill file): timestamps as integer micro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,21 +58,45 @@ STATUSES = (
 )
 CRASH_STATUS = "gateway_crash"
 
-_TIME_COLUMNS = tuple(name for name, _, kind in COLUMNS if kind.startswith("time"))
+TIME_COLUMNS = tuple(name for name, _, kind in COLUMNS if kind.startswith("time"))
+_FINISHED_AT = re.compile(rb'"finished_at":"(\d+)\.(\d{6})"')
 
 
 def _seconds(us: int) -> str:
-    # Exact decimal seconds: a float would lose the last microsecond digits of today's timestamps.
+    # Exact decimal seconds, which ClickHouse reads into DateTime64(6); a float would lose the last digits.
     return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
 
-def to_json_each_row(rows: Sequence[dict[str, Any]]) -> bytes:
-    """Rows as ClickHouse JSONEachRow: timestamps as exact decimal seconds, absent columns left to defaults."""
-    lines = []
-    for row in rows:
-        converted = {k: _seconds(int(row[k])) for k in _TIME_COLUMNS if row.get(k) is not None}
-        lines.append(orjson.dumps({**row, **converted}))
-    return b"\n".join(lines)
+def spill_form(row: dict[str, Any]) -> dict[str, Any]:
+    """A finished row as it is spilled and inserted: timestamps as exact decimal-second strings.
+
+    In this form a spilled line is already a ClickHouse JSONEachRow line, so ingest sends the bytes as they
+    are, without parsing them again.
+    """
+    converted = {k: _seconds(v) for k in TIME_COLUMNS if isinstance(v := row.get(k), int)}
+    return {**row, **converted} if converted else row
+
+
+def micros(value: Any) -> int | None:
+    """A timestamp as integer microseconds, from either form (int µs, or decimal-second string)."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and "." in value:
+        seconds, _, fraction = value.partition(".")
+        if seconds.isdigit() and fraction.isdigit() and len(fraction) == 6:
+            return int(seconds) * 1_000_000 + int(fraction)
+    return None
+
+
+def finished_us(line: bytes) -> int | None:
+    """`finished_at` of a spilled row's JSON, read without parsing the whole line."""
+    match = _FINISHED_AT.search(line)
+    return int(match.group(1)) * 1_000_000 + int(match.group(2)) if match else None
+
+
+def to_json_each_row(rows: Sequence[bytes | dict[str, Any]]) -> bytes:
+    """Rows as ClickHouse JSONEachRow; spilled rows (bytes) pass as they are."""
+    return b"\n".join(row if isinstance(row, bytes) else orjson.dumps(spill_form(row)) for row in rows)
 
 
 def crash_row(start: dict[str, Any], finished_at_us: int) -> dict[str, Any]:

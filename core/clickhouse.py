@@ -95,11 +95,12 @@ class ClickHouseStore:
         """Run a blocking call on the store's worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    def insert_rows(self, rows: Sequence[dict[str, Any]], token: str) -> None:
+    def insert_rows(self, rows: Sequence[bytes | dict[str, Any]], token: str) -> None:
         """Insert ledger rows; a retry with the same token is deduplicated by ClickHouse.
 
-        Rows go as JSONEachRow, which ClickHouse parses natively: building the native format in Python costs
-        several times more CPU per row, and that CPU is the gateway's (chDB runs in its process).
+        Rows are spilled JSON lines (bytes) or row dicts, sent as JSONEachRow, which ClickHouse parses natively:
+        building the native format in Python costs several times more CPU per row, and that CPU is the
+        gateway's (chDB runs in its process).
         """
         settings = dict(INSERT_SETTINGS, insert_deduplication_token=token)
         self.client.raw_insert(CALLS_TABLE, None, to_json_each_row(rows), settings=settings, fmt="JSONEachRow")

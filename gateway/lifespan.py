@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import time
@@ -119,6 +120,9 @@ def lifespan_for(settings: Settings, env: Mapping[str, str], wrap_sink: SinkWrap
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
             state = await build_state(settings, env, stack, wrap_sink)
+            # Everything built so far lives as long as the app: keep it out of every future GC pass.
+            gc.collect()
+            gc.freeze()
             log.info("gateway ready", extra={"models": len(state.models), "providers": len(state.providers)})
             if not state.models:
                 log.warning("no models configured: set OPENAI_API_KEY or ANTHROPIC_API_KEY, or write netra.yaml")

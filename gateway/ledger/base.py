@@ -15,8 +15,8 @@ class RowSink(Protocol):
     duplicate it. `run` runs such a blocking call off the event loop.
     """
 
-    def insert_rows(self, rows: Sequence[dict[str, Any]], token: str) -> None:
-        """Insert rows as one deduplicated batch (blocking)."""
+    def insert_rows(self, rows: Sequence[bytes], token: str) -> None:
+        """Insert rows (JSONEachRow lines, as spilled) as one deduplicated batch (blocking)."""
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call on the sink's own thread."""

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.callrow import finished_us
 from core.settings import Settings
 from gateway.ledger.base import RowSink
 from gateway.ledger.metrics import Backlog, LedgerMetrics
@@ -164,8 +165,8 @@ class Ingestor:
 
     def _note_rows(self, batch: Batch) -> None:
         if batch.rows and self._backlog.oldest_us is None:
-            finished = batch.rows[0].get("finished_at")
-            self._backlog.oldest_us = finished if isinstance(finished, int) else int(self._clock() * 1_000_000)
+            finished = finished_us(batch.rows[0])
+            self._backlog.oldest_us = finished if finished is not None else int(self._clock() * 1_000_000)
 
     async def _send(self, instance: str, path: Path, batch: Batch) -> None:
         """Record the boundary, insert until the sink takes it, record the acknowledgement."""
@@ -182,7 +183,7 @@ class Ingestor:
         self._backlog.oldest_us = None
         self._backlog.mark = self._clock()
 
-    async def _insert(self, rows: list[dict[str, Any]], token: str) -> None:
+    async def _insert(self, rows: list[bytes], token: str) -> None:
         delay = FIRST_BACKOFF
         while True:
             try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.callrow import crash_row
+from core.callrow import crash_row, micros
 from gateway.ledger.ingest import Ingestor
 from gateway.ledger.instance import other_instances, remove_instance, sweep_staging, try_lock
 from gateway.ledger.metrics import Backlog
@@ -49,8 +49,8 @@ class Scan:
 
 def _latest(row: dict[str, Any], current: int) -> int:
     for name in _STAMPS:
-        value = row.get(name)
-        if isinstance(value, int) and value > current:
+        value = micros(row.get(name))
+        if value is not None and value > current:
             current = value
     return current
 

@@ -19,9 +19,12 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from core.callrow import spill_form
+
 START = "s"
 FINISH = "f"
 _START_PREFIX = b'{"t":"s"'
+_FINISH_PREFIX = b'{"t":"f","r":{'
 _CREATE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 _TAIL_CHUNK = 64 * 1024
@@ -35,8 +38,9 @@ def _default(value: Any) -> Any:
 
 
 def encode(kind: str, row: dict[str, Any]) -> bytes:
-    """One record as a newline-terminated JSON line."""
-    return orjson.dumps({"t": kind, "r": row}, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+    """One record as a newline-terminated JSON line; a finish record's row is already in insert form."""
+    body = spill_form(row) if kind == FINISH else row
+    return orjson.dumps({"t": kind, "r": body}, default=_default, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def segment_path(directory: Path, number: int) -> Path:
@@ -125,7 +129,7 @@ class Batch:
 
     start: int
     end: int
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[bytes] = field(default_factory=list)  # each a JSONEachRow line
 
 
 class SegmentReader:
@@ -161,14 +165,17 @@ class SegmentReader:
                 batch.rows.append(row)
         return False
 
-    def _finish_row(self, line: bytes) -> dict[str, Any] | None:
-        # Start records are skipped unparsed: ingest needs only the finished rows.
+    def _finish_row(self, line: bytes) -> bytes | None:
+        # Start records are skipped unparsed: ingest needs only the finished rows, and those are cut out of
+        # their line as they are (the row object between the record's prefix and its closing brace).
         if line.startswith(_START_PREFIX):
             return None
+        if line.startswith(_FINISH_PREFIX) and line.endswith(b"}}\n"):
+            return line[len(_FINISH_PREFIX) - 1 : -2]
         kind, row = _parse(line)
         if kind is None:
             self.bad_lines += 1
-        return row if kind == FINISH else None
+        return orjson.dumps(spill_form(row)) if kind == FINISH else None
 
     def size(self) -> int:
         """The segment file's current size."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -49,13 +50,13 @@ class FlakySink:
         self.tokens: list[str] = []
         self.delivered: list[str] = []
 
-    def insert_rows(self, rows: Sequence[dict[str, Any]], token: str) -> None:
+    def insert_rows(self, rows: Sequence[bytes], token: str) -> None:
         self.attempts.append(len(rows))
         if self.down:
             raise ConnectionError("ClickHouse is unreachable")
         self.store.insert_rows(rows, token)
         self.tokens.append(token)
-        self.delivered.extend(row["request_id"] for row in rows)
+        self.delivered.extend(orjson.loads(row)["request_id"] for row in rows)
         if self.lose_acks:
             self.lose_acks -= 1
             raise ConnectionError("connection reset after the insert")

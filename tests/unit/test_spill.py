@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
+from core.callrow import micros
 from core.settings import Settings
 from gateway.ledger.ingest import Waker
 from gateway.ledger.instance import create_instance, other_instances, remove_instance, try_lock
@@ -64,8 +65,8 @@ def test_reader_batches_finish_rows_only(tmp_path: Path) -> None:
     second = Batch(reader.offset, reader.offset)
     assert reader.fill(second, 3) is True
     reader.close()
-    assert [r["request_id"] for r in first.rows] == ["req-0", "req-1", "req-2"]
-    assert [r["request_id"] for r in second.rows] == ["req-3", "req-4"]
+    assert [orjson.loads(r)["request_id"] for r in first.rows] == ["req-0", "req-1", "req-2"]
+    assert [orjson.loads(r)["request_id"] for r in second.rows] == ["req-3", "req-4"]
     assert second.start == first.end and second.end == segment.size
 
 
@@ -76,12 +77,12 @@ def test_torn_last_line_is_left_until_complete(tmp_path: Path) -> None:
     reader = SegmentReader(path, 0)
     batch = Batch(0, 0)
     assert reader.fill(batch, 100) is True
-    assert [r["request_id"] for r in batch.rows] == ["req-1"] and reader.offset == len(whole)
+    assert [orjson.loads(r)["request_id"] for r in batch.rows] == ["req-1"] and reader.offset == len(whole)
     with path.open("ab") as handle:
         handle.write(torn[10:])
     assert reader.fill(batch, 100) is True
     reader.close()
-    assert [r["request_id"] for r in batch.rows] == ["req-1", "req-2"]
+    assert [orjson.loads(r)["request_id"] for r in batch.rows] == ["req-1", "req-2"]
     assert batch.end == len(whole) + len(torn)
 
 
@@ -92,7 +93,7 @@ def test_garbage_line_is_skipped_and_counted(tmp_path: Path) -> None:
     batch = Batch(0, 0)
     reader.fill(batch, 100)
     reader.close()
-    assert [r["request_id"] for r in batch.rows] == ["req-1", "req-2"]
+    assert [orjson.loads(r)["request_id"] for r in batch.rows] == ["req-1", "req-2"]
     assert reader.bad_lines == 1
 
 
@@ -184,7 +185,7 @@ def test_dead_instance_scan_and_crash_rows(tmp_path: Path) -> None:
     assert scan.crashed == 2 and scan.rows == 4
     crashed = [row for kind, row, _ in records(path) if kind == FINISH and row["status"] == "gateway_crash"]
     assert sorted(r["request_id"] for r in crashed) == ["req-1", "req-3"]
-    assert {r["finished_at"] for r in crashed} == {T0 + 2 + 500}  # the latest time in the instance's records
+    assert {micros(r["finished_at"]) for r in crashed} == {T0 + 2 + 500}  # the latest time in the records
     again = close_unfinished(directory)  # idempotent: the crash rows count as finishes
     assert again.crashed == 0 and scan_instance(directory).unfinished == {}
     remove_instance(directory)
@@ -196,3 +197,17 @@ def test_encode_keeps_decimals_as_strings() -> None:
 
     record = orjson.loads(encode(FINISH, {"request_id": "x", "cost_usd": Decimal("0.000000001")}))
     assert record == {"t": "f", "r": {"request_id": "x", "cost_usd": "0.000000001"}}
+
+
+def test_spilled_finish_rows_are_insert_ready(tmp_path: Path) -> None:
+    # A finish record's row is cut out of its line as it is and sent to ClickHouse as a JSONEachRow line:
+    # its timestamps must already be exact decimal seconds.
+    row = {"request_id": "r", "received_at": 1_795_685_727_000_001, "finished_at": 1_795_685_727_123_456}
+    path = tmp_path / "000000000001.seg"
+    path.write_bytes(encode(FINISH, row))
+    batch, reader = Batch(0, 0), SegmentReader(path, 0)
+    reader.fill(batch, 10)
+    reader.close()
+    (line,) = batch.rows
+    assert orjson.loads(line) == {"request_id": "r", "received_at": "1795685727.000001",
+                                  "finished_at": "1795685727.123456"}
