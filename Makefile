@@ -28,6 +28,7 @@ test: install check
 
 bench: install
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.ledger_bench
 
 clean:
 	rm -rf $(VENV) .netra

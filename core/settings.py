@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     ledger_segment_bytes: int = 16 * 1024 * 1024
     ledger_batch_rows: int = 10_000
     ledger_flush_interval: float = 1.0
-    ledger_commit_interval: float = 0.005
+    ledger_commit_interval: float = 0.01
 
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("NETRA_OPENAI_API_KEY", "OPENAI_API_KEY")
