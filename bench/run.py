@@ -7,7 +7,10 @@ Prints a table and writes bench/out/results.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -98,6 +101,25 @@ async def ledger_off(fake_port: int, keys: list[str], data: Path, netra_cpu: int
         proc.stop()
 
 
+async def bare_proxy(fake_port: int, cpu: int, quick: bool) -> dict[str, Any]:
+    """The floor on this machine: a bare Starlette + aiohttp proxy (no auth, limits, logs or ledger), c=32."""
+    port = free_port()
+    proc = subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-m", "bench.bare_proxy", str(port),
+                             str(fake_port)], cwd=ROOT)
+    try:
+        reqs = requests_for(port, [UPSTREAM_KEY] * 32)
+        for _ in range(100):
+            try:
+                await run_load("127.0.0.1", port, reqs, 32, 2.0)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        return await throughput(port, reqs, 32, 2.0 if quick else 6.0, proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def run(quick: bool) -> dict[str, Any]:
     """Start the processes, measure, stop them."""
     cpus = cores()
@@ -114,6 +136,7 @@ def run(quick: bool) -> dict[str, Any]:
         finally:
             netra.stop()
         results["ledger_off_c32"] = uvloop.run(ledger_off(fake_port, keys, data, netra_cpu, quick))
+        results["bare_proxy_c32"] = uvloop.run(bare_proxy(fake_port, netra_cpu, quick))
     fake.terminate()
     fake.wait()
     return results
@@ -137,6 +160,10 @@ def table(r: dict[str, Any]) -> str:
     lines.append(f"ledger off, req/s c=32            {'':>8}  {off['rps']:>9}     ledger costs "
                  f"{100 * (1 - on['rps'] / off['rps']):.1f}% of throughput, "
                  f"{on['cpu_ms_per_request'] - off['cpu_ms_per_request']:.4f} ms CPU/req")
+    bare = r["bare_proxy_c32"]
+    own = off["cpu_ms_per_request"] - bare["cpu_ms_per_request"]
+    lines.append(f"bare Starlette+aiohttp proxy c=32  {'':>8}  {bare['rps']:>9}     "
+                 f"CPU {bare['cpu_ms_per_request']} ms/req; Netra's own work (ledger off) {own:.4f} ms/req")
     lines.append(f"RSS after the run (MB)            {'':>8}  {r['rss_mb']:>9}     ledger off: {off['rss_mb']}")
     return "\n".join(lines)
 
