@@ -112,10 +112,14 @@ async def ledger_cost(on: NetraProc, off: NetraProc, keys: list[str], quick: boo
         with_ledger["cpu_ms_per_request"] = round((cpu_seconds(on.pid) - before) * 1000 / max(requests, 1), 4)
         without = await throughput(off.port, requests_for(off.port, keys), 32, seconds, off.pid)
         rounds.append((with_ledger, without))
+    n = 300 if quick else 3000
+    latency_off = await latency(off.port, requests_for(off.port, keys), n)
+    first_off = await first_event(off.port, requests_for(off.port, keys, True), n // 2)
     costs = sorted(1 - a["rps"] / b["rps"] for a, b in rounds)
     cpu = sorted(a["cpu_ms_per_request"] - b["cpu_ms_per_request"] for a, b in rounds)
     return {"rounds": rounds, "median_throughput_cost": round(costs[len(costs) // 2], 3),
-            "median_cpu_ms_per_request": round(cpu[len(cpu) // 2], 4), "rss_mb_off": round(rss_mb(off.pid), 1)}
+            "median_cpu_ms_per_request": round(cpu[len(cpu) // 2], 4), "rss_mb_off": round(rss_mb(off.pid), 1),
+            "latency_c1_off": latency_off, "first_event_c1_off": first_off}
 
 
 async def bare_proxy(fake_port: int, cpu: int, quick: bool) -> dict[str, Any]:
@@ -163,18 +167,17 @@ def run(quick: bool) -> dict[str, Any]:
 
 def table(r: dict[str, Any]) -> str:
     """The results as a text table with ratios against the direct call."""
-    lat, fe = r["latency_c1"], r["first_event_c1"]
-    lines = ["figure                          direct      netra     overhead / ratio"]
+    lat, fe, led = r["latency_c1"], r["first_event_c1"], r["ledger"]
+    lines = ["figure                          direct      netra     overhead (ledger on | off)"]
     for q in ("p50_ms", "p99_ms"):
-        d, n = lat["direct"][q], lat["netra"][q]
-        lines.append(f"latency c=1 {q:<19} {d:>8.3f}  {n:>9.3f}     +{n - d:.3f} ms")
-        d, n = fe["direct"][q], fe["netra"][q]
-        lines.append(f"stream first event {q:<12} {d:>8.3f}  {n:>9.3f}     +{n - d:.3f} ms")
+        d, n, o = lat["direct"][q], lat["netra"][q], led["latency_c1_off"][q]
+        lines.append(f"latency c=1 {q:<19} {d:>8.3f}  {n:>9.3f}     +{n - d:.3f} | +{o - d:.3f} ms")
+        d, n, o = fe["direct"][q], fe["netra"][q], led["first_event_c1_off"][q]
+        lines.append(f"stream first event {q:<12} {d:>8.3f}  {n:>9.3f}     +{n - d:.3f} | +{o - d:.3f} ms")
     for c, row in r["rps"].items():
         d, n = row["direct"]["rps"], row["netra"]["rps"]
         cpu = row["netra"]["cpu_ms_per_request"]
         lines.append(f"req/s c={c:<22} {d:>8}  {n:>9}     {n / d:.2f}x  (netra CPU {cpu} ms/req)")
-    led = r["ledger"]
     offs = [b["rps"] for _, b in led["rounds"]]
     lines.append(f"ledger off, req/s c=32 (rounds)   {'':>8}  {max(offs):>9}     ledger costs "
                  f"{100 * led['median_throughput_cost']:.1f}% of throughput, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cli.common import fail
@@ -36,8 +37,11 @@ def _write(line: str) -> None:
     sys.stdout.write(line)
 
 
-def summary(args: argparse.Namespace) -> int:
-    """Requests by status, tokens, cost, baseline and savings, with totals."""
+Reader = Callable[[ClickHouseStore, datetime | None, datetime | None], None]
+
+
+def _read(args: argparse.Namespace, reader: Reader) -> int:
+    """Open the store for the window the arguments name, run `reader`, close; clear failures otherwise."""
     try:
         since, until = _window(args)
         store = _open(Settings())
@@ -46,25 +50,27 @@ def summary(args: argparse.Namespace) -> int:
     except ClickHouseLocked as exc:
         return fail(str(exc))
     try:
-        report = ledger_summary(store, tenant=args.tenant, since=since, until=until)
-    finally:
-        store.close()
-    print(json.dumps(report.to_dict(), indent=2) if args.json else format_summary(report))
-    return 0
-
-
-def export(args: argparse.Namespace) -> int:
-    """One line per call, CSV or JSONL, on stdout."""
-    try:
-        since, until = _window(args)
-        store = _open(Settings())
-    except ValueError as exc:
-        return fail(str(exc), 2)
-    except ClickHouseLocked as exc:
-        return fail(str(exc))
-    try:
-        export_rows(store, tenant=args.tenant, since=since, until=until, fmt=args.format, write=_write)
+        reader(store, since, until)
     finally:
         store.close()
     sys.stdout.flush()
     return 0
+
+
+def summary(args: argparse.Namespace) -> int:
+    """Requests by status, tokens, cost, baseline and savings, with totals."""
+
+    def show(store: ClickHouseStore, since: datetime | None, until: datetime | None) -> None:
+        report = ledger_summary(store, tenant=args.tenant, since=since, until=until)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else format_summary(report))
+
+    return _read(args, show)
+
+
+def export(args: argparse.Namespace) -> int:
+    """One line per call, CSV or JSONL, on stdout."""
+
+    def dump(store: ClickHouseStore, since: datetime | None, until: datetime | None) -> None:
+        export_rows(store, tenant=args.tenant, since=since, until=until, fmt=args.format, write=_write)
+
+    return _read(args, dump)

@@ -16,6 +16,21 @@ from gateway.providers.http import Timeouts, UpstreamHTTP
 from gateway.providers.sse import parse_sse
 
 _USAGE_NULL = b',"usage":null'
+_USAGE_OBJECT = b'"usage":{'
+_TEXT_KEYS = (b'"content":"', b'"text":"')
+
+
+def _text_length(payload: bytes) -> int:
+    """Roughly how many characters of generated text an event carries (escapes count as written)."""
+    for key in _TEXT_KEYS:
+        start = payload.find(key)
+        if start >= 0:
+            start += len(key)
+            end = start
+            while (end := payload.find(b'"', end)) > 0 and payload[end - 1] == 92:  # 92 is a backslash
+                end += 1
+            return max(end - start, 0)
+    return 0
 
 
 def usage_from_openai(usage: Any) -> Usage | None:
@@ -113,19 +128,31 @@ class OpenAIStream:
             self.usage = usage_from_openai(response.get("usage")) or self.usage
 
     def _data(self, payload: bytes) -> bytes:
+        if not (payload.startswith(b"{") and payload.endswith(b"}")):
+            raise UpstreamFailed("The provider sent a malformed stream event.", code="upstream_error")
+        # Only the events that carry usage or an error are parsed; the others (nearly all of them) are
+        # relayed as they are, their text measured in place for the estimate used when no usage arrives.
+        if _USAGE_OBJECT in payload or payload.startswith(b'{"error"'):
+            if self._parsed(payload):
+                return b""
+        else:
+            self.completion_chars += _text_length(payload)
+        if self.strip_usage:
+            payload = payload.replace(_USAGE_NULL, b"")
+        return b"data: " + payload + b"\n\n"
+
+    def _parsed(self, payload: bytes) -> bool:
+        """Read a usage or error event; True when it is the usage-only chunk to withhold from the client."""
         try:
             chunk = orjson.loads(payload)
         except orjson.JSONDecodeError:
             raise UpstreamFailed("The provider sent a malformed stream event.", code="upstream_error") from None
-        if isinstance(chunk, dict):
-            if "error" in chunk:
-                self.error_code = "upstream_error"
-            self._account(chunk)
-            if self.strip_usage and chunk.get("usage") is not None and not chunk.get("choices"):
-                return b""
-        if self.strip_usage:
-            payload = payload.replace(_USAGE_NULL, b"")
-        return b"data: " + payload + b"\n\n"
+        if not isinstance(chunk, dict):
+            return False
+        if "error" in chunk:
+            self.error_code = "upstream_error"
+        self._account(chunk)
+        return self.strip_usage and chunk.get("usage") is not None and not chunk.get("choices")
 
     def _account(self, chunk: dict[str, Any]) -> None:
         usage = usage_from_openai(chunk.get("usage"))
