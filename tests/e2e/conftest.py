@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import openai
 import pytest
 
 from tests.e2e.harness import Netra, make_netra, start_fake
@@ -19,6 +20,13 @@ class Deployment:
     netra: Netra
     fake_url: str
     keys: dict[str, str]
+    clients: list[openai.OpenAI] = field(default_factory=list)
+
+    def client(self, key: str = "acme") -> openai.OpenAI:
+        """An SDK client for a named key (or a raw key), closed when the module's tests are done."""
+        made = openai.OpenAI(base_url=self.netra.url, api_key=self.keys.get(key, key), max_retries=0)
+        self.clients.append(made)
+        return made
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +51,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, fake_url: str) -> Itera
         keys[name] = netra.cli("keys", "create", "--tenant", name).stdout.strip()
     keys["mini-only"] = netra.cli("keys", "create", "--tenant", "acme", "--models", "gpt-4o-mini").stdout.strip()
     netra.start()
-    yield Deployment(netra, fake_url, keys)
+    deployed = Deployment(netra, fake_url, keys)
+    yield deployed
+    for made in deployed.clients:
+        made.close()
     if netra.proc is not None:
         try:
             netra.stop()

@@ -43,7 +43,7 @@ def test_bad_duration_is_explained(deployment: Deployment) -> None:
 def test_revoked_key_stops_working_within_seconds(deployment: Deployment) -> None:
     netra = deployment.netra
     key = netra.cli("keys", "create", "--tenant", "acme").stdout.strip()
-    client = openai.OpenAI(base_url=netra.url, api_key=key, max_retries=0)
+    client = deployment.client(key)
     assert client.chat.completions.create(model="gpt-4o-mini", messages=USER).choices
     netra.cli("keys", "revoke", key[:11])
     deadline = time.monotonic() + 15
@@ -61,7 +61,7 @@ def test_suspended_tenant_is_refused(deployment: Deployment) -> None:
     netra.cli("tenants", "create", "shady")
     key = netra.cli("keys", "create", "--tenant", "shady").stdout.strip()
     netra.cli("tenants", "suspend", "shady")
-    client = openai.OpenAI(base_url=netra.url, api_key=key, max_retries=0)
+    client = deployment.client(key)
     with pytest.raises(openai.PermissionDeniedError) as err:
         client.chat.completions.create(model="gpt-4o-mini", messages=USER)
     assert err.value.code == "tenant_suspended"  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ WEATHER_TOOL = {
 
 
 def client(d: Deployment, key: str = "acme") -> openai.OpenAI:
-    return openai.OpenAI(base_url=d.netra.url, api_key=d.keys.get(key, key), max_retries=0)
+    return d.client(key)
 
 
 def test_chat_completion_passes_through(deployment: Deployment) -> None:
