@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from cli.common import fail
 from core.chmigrate import upgrade_clickhouse
-from core.clickhouse import ClickHouseLocked, ClickHouseStore, held_by_other_process, refuse_if_held
+from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
 from core.logs import configure_logging
 from core.migrate import upgrade_relational
 from core.settings import Settings
@@ -23,9 +22,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _embedded_path(settings: Settings) -> Path | None:
-    url = settings.resolved_clickhouse_url
-    return Path(url.removeprefix("chdb://")) if url.startswith("chdb://") and settings.ledger_enabled else None
+def _embedded(settings: Settings) -> bool:
+    return settings.ledger_enabled and settings.resolved_clickhouse_url.startswith("chdb://")
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -37,10 +35,13 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 def _refuse_if_held(settings: Settings) -> str | None:
-    path = _embedded_path(settings)
-    if path is not None and held_by_other_process(path):
-        return (f"the data directory {settings.data_dir} is in use by a running Netra; stop it first "
-                "(or give this one its own NETRA_DATA_DIR)")
+    """Why this process cannot serve (another Netra holds the embedded store), or None."""
+    if not settings.ledger_enabled:
+        return None
+    try:
+        refuse_if_held(settings)
+    except ClickHouseLocked as exc:
+        return str(exc)
     return None
 
 
@@ -59,7 +60,7 @@ def gateway(args: argparse.Namespace) -> int:
     """Serve the gateway alone; several workers need a ClickHouse server (chDB belongs to one process)."""
     settings = settings_from(args)
     configure_logging(settings.log_level)
-    if args.workers > 1 and _embedded_path(settings) is not None:
+    if args.workers > 1 and _embedded(settings):
         return fail("--workers above 1 needs NETRA_CLICKHOUSE_URL pointing at a ClickHouse server: "
                     "the embedded store belongs to one process")
     if (problem := _refuse_if_held(settings)) is not None:

@@ -51,11 +51,6 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _, _ in COLUMNS)
 
-# Outcomes recorded in `status`.
-STATUSES = (
-    "ok", "cache_hit", "coalesced", "upstream_error", "upstream_rejected", "rate_limited", "auth_error",
-    "invalid_request", "logging_unavailable", "unavailable", "client_cancelled", "gateway_error", "gateway_crash",
-)
 CRASH_STATUS = "gateway_crash"
 
 TIME_COLUMNS = tuple(name for name, _, kind in COLUMNS if kind.startswith("time"))

@@ -35,7 +35,6 @@ class Settings(BaseSettings):
     graceful_shutdown_timeout: float = 30.0
 
     key_cache_ttl: float = 5.0
-    memory_backend_max_keys: int = 100_000
 
     ledger_enabled: bool = True
     ledger_segment_bytes: int = 16 * 1024 * 1024

@@ -18,7 +18,7 @@ class CallContext:
         "cache_outcome", "cancelled", "completion_chars", "endpoint", "error_code", "first_byte_t", "headers",
         "key_id", "method", "outcome", "path", "prompt_chars", "provider", "received_t", "received_us",
         "request_hash", "request_id", "requested_model", "served_model", "status", "stream", "tags", "tenant_id",
-        "tenant_name", "upstream_attempts", "upstream_called", "upstream_t", "usage",
+        "tenant_name", "upstream_attempts", "upstream_called", "usage",
     )
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
@@ -29,7 +29,6 @@ class CallContext:
         self.received_us = time.time_ns() // 1000
         self.received_t = time.perf_counter()
         self.first_byte_t: float | None = None
-        self.upstream_t: float | None = None
         self.status = 0
         self.error_code = ""
         self.tenant_id = self.tenant_name = self.key_id = ""

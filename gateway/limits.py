@@ -62,9 +62,6 @@ class RateLimiter(Protocol):
         """Count one request and say whether it is allowed."""
         ...
 
-    async def aclose(self) -> None:
-        """Release resources."""
-
 
 class MemoryRateLimiter:
     """Fixed hourly windows counted in this process."""
@@ -87,9 +84,6 @@ class MemoryRateLimiter:
         count = self._counts.get(tenant_id, 0) + 1
         self._counts[tenant_id] = count
         return _result(count, limit, now)
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
 
 
 class RedisRateLimiter:
@@ -115,6 +109,3 @@ class RedisRateLimiter:
             log.warning("redis unavailable, counting locally", extra={"error": type(exc).__name__})
             return self.fallback.hit_now(tenant_id, limit)
         return _result(int(count), limit, now)
-
-    async def aclose(self) -> None:
-        """The Redis client is owned by the app; nothing here."""

@@ -42,7 +42,6 @@ class GatewayState:
     redis: Redis | None
     started_at: int
     access_log: AccessLog
-    shutting_down: bool = False
 
 
 def state_of(scope: Scope) -> GatewayState:

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from gateway.ledger.base import Ledger, NullLedgerWriter, RowSink
-from gateway.ledger.writer import LedgerWriter, build_ledger
+from gateway.ledger.writer import LedgerWriter
 
-__all__ = ["Ledger", "LedgerWriter", "NullLedgerWriter", "RowSink", "build_ledger"]
+__all__ = ["Ledger", "LedgerWriter", "NullLedgerWriter", "RowSink"]

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from core.errors import ServiceUnavailable
 from core.settings import Settings
-from gateway.ledger.base import Ledger, NullLedgerWriter, RowSink
+from gateway.ledger.base import RowSink
 from gateway.ledger.ingest import IDLE_POLL, Ingestor, Waker
 from gateway.ledger.journal import Journal
 from gateway.ledger.metrics import Backlog, LedgerMetrics
@@ -179,14 +179,3 @@ def _logging_unavailable() -> ServiceUnavailable:
         "The call cannot be recorded right now; retry later.", code="logging_unavailable",
         headers=dict(_RETRY_AFTER),
     )
-
-
-LEDGERS: dict[bool, Callable[[Settings, RowSink, CollectorRegistry], Ledger]] = {
-    True: LedgerWriter,
-    False: lambda settings, sink, registry: NullLedgerWriter(),
-}
-
-
-def build_ledger(settings: Settings, sink: RowSink, registry: CollectorRegistry) -> Ledger:
-    """The writer when the ledger is enabled, else the null one."""
-    return LEDGERS[settings.ledger_enabled](settings, sink, registry)

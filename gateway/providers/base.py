@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -88,15 +88,6 @@ class Provider(Protocol):
     async def open_stream(self, call: UpstreamCall) -> UpstreamStream:
         """Start a streaming call; errors before the first event raise, later ones arrive in-band."""
         ...
-
-
-@dataclass(slots=True)
-class StreamStats:
-    """Bookkeeping shared by stream implementations."""
-
-    usage: Usage | None = None
-    completion_chars: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def sse_event(payload: dict[str, Any]) -> bytes:

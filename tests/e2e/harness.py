@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.unit.helpers import closed_port as free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 NETRA = [sys.executable, "-m", "cli.main"]
 FAKE_KEY = "sk-fake-upstream-key"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_fake(extra: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
