@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
     key_cache_ttl: float = 5.0
 
     ledger_enabled: bool = True
+    # "process": a child process ingests the spill into ClickHouse (the embedded engine's CPU and memory stay
+    # out of the gateway); "thread": this process does (tests that read the same embedded store use it).
+    ledger_ingest: Literal["process", "thread"] = "process"
     ledger_segment_bytes: int = 16 * 1024 * 1024
     ledger_batch_rows: int = 10_000
     ledger_flush_interval: float = 1.0

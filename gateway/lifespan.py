@@ -51,8 +51,8 @@ async def record_prices(config: GatewayConfig, sessions: async_sessionmaker[Asyn
 
 
 async def open_store(settings: Settings, stack: AsyncExitStack) -> ClickHouseStore | None:
-    """The analytics store, migrated (None with the ledger off); chDB holds the data directory until shutdown."""
-    if not settings.ledger_enabled:
+    """The analytics store, migrated, when this process ingests (None with the ledger off or ingesting in a child)."""
+    if not settings.ledger_enabled or settings.ledger_ingest == "process":
         return None
     store = await asyncio.to_thread(ClickHouseStore.open, settings)
     stack.callback(store.close)
@@ -64,9 +64,10 @@ async def open_ledger(
     settings: Settings, store: ClickHouseStore | None, metrics: GatewayMetrics, wrap_sink: SinkWrapper | None
 ) -> Ledger:
     """The ledger writer (or the null one when the ledger is off)."""
-    if store is None:
+    if not settings.ledger_enabled:
         return NullLedgerWriter()
-    writer = LedgerWriter(settings, wrap_sink(store) if wrap_sink else store, metrics.registry)
+    sink = None if store is None else wrap_sink(store) if wrap_sink else store
+    writer = LedgerWriter(settings, sink, metrics.registry)
     await writer.start()
     return writer
 

@@ -29,6 +29,7 @@ def settings(tmp_path: Path, chdb_dir: Path) -> Settings:
         data_dir=tmp_path / "data",
         clickhouse_url=f"chdb://{chdb_dir}",
         clickhouse_database=f"t_{uuid.uuid4().hex[:12]}",
+        ledger_ingest="thread",  # the tests read the rows from this process's own embedded store
         _env_file=None,  # type: ignore[call-arg]
     )
 

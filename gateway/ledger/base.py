@@ -22,6 +22,26 @@ class RowSink(Protocol):
         """Run a blocking call on the sink's own thread."""
 
 
+class IngestRunner(Protocol):
+    """Who sends the writer's spill to ClickHouse: this process (local.py) or a child process (remote.py)."""
+
+    recovered: bool  # every dead writer's spill found at start-up has been replayed
+    ingested: tuple[int, int]  # own (segment, offset) before which every finish record is acknowledged
+    store_ready: bool  # the store is open where the ingest runs
+
+    def start(self) -> None:
+        """Start ingesting."""
+
+    def check(self) -> None:
+        """Raise when ingest has stopped for good."""
+
+    def hurry(self, waiting: int) -> None:
+        """Wake ingest; `waiting` (+1/-1) counts drains that want batches sent as soon as the reader catches up."""
+
+    async def stop(self) -> None:
+        """Stop ingesting; whatever is not acknowledged stays on disk."""
+
+
 class Ledger(Protocol):
     """What the gateway calls: `begin` before a call may reach the upstream, `finish` with its ledger row.
 
@@ -32,6 +52,10 @@ class Ledger(Protocol):
     @property
     def healthy(self) -> bool:
         """Whether calls can be recorded now."""
+
+    @property
+    def store_ready(self) -> bool:
+        """Whether ingest has its ClickHouse store open."""
 
     async def start(self) -> None:
         """Open the spill and start the background work."""
@@ -58,6 +82,11 @@ class NullLedgerWriter:
     @property
     def healthy(self) -> bool:
         """Always able to (not) record."""
+        return True
+
+    @property
+    def store_ready(self) -> bool:
+        """No store is needed."""
         return True
 
     async def start(self) -> None:

@@ -41,8 +41,9 @@ DONE = 1 << 62  # the offset reported once a segment is fully ingested and delet
 class Waker:
     """Wakes the ingest loop when enough rows were appended, a segment rotated, or someone is waiting."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_wait: float = IDLE_POLL) -> None:
         self._event = asyncio.Event()
+        self._max_wait = max_wait  # the longest sleep: a reader nobody tells about appends must poll
         self._appended = 0
         self._wake_at = 1
         self.urgent = 0  # drains (and close) waiting: flush as soon as the reader has caught up
@@ -64,6 +65,7 @@ class Waker:
     async def wait(self, rows: int, within: float) -> None:
         """Sleep until `rows` more finish records were appended, a poke, or the timeout."""
         self._wake_at = self._appended + max(rows, 1)
+        within = min(within, self._max_wait)
         # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that races the event being set.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(within, 0.0)):

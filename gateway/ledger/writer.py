@@ -12,19 +12,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from core.errors import ServiceUnavailable
 from core.settings import Settings
-from gateway.ledger.base import RowSink
-from gateway.ledger.ingest import IDLE_POLL, Ingestor, Waker
+from gateway.ledger.base import IngestRunner, RowSink
+from gateway.ledger.ingest import Ingestor, Waker
 from gateway.ledger.journal import Journal
+from gateway.ledger.local import LocalIngest
 from gateway.ledger.metrics import Backlog, LedgerMetrics
-from gateway.ledger.replay import recover_instances
-from gateway.ledger.spill import segment_path
+from gateway.ledger.remote import RemoteIngest
 
 log = logging.getLogger("netra.ledger")
 _RETRY_AFTER = {"retry-after": "5"}
@@ -32,10 +31,15 @@ _DRAIN_POLL = 0.005
 
 
 class LedgerWriter:
-    """The event writer: exactly one ClickHouse row per call, through a write-ahead spill."""
+    """The event writer: exactly one ClickHouse row per call, through a write-ahead spill.
+
+    With a `sink`, ingest runs in this process; without one, in a child process that opens the store itself
+    (so the embedded engine's CPU and memory stay off the gateway's event loop and out of its process).
+    """
 
     def __init__(
-        self, settings: Settings, sink: RowSink, registry: CollectorRegistry, clock: Callable[[], float] = time.time
+        self, settings: Settings, sink: RowSink | None, registry: CollectorRegistry,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self.instance = uuid.uuid4().hex
@@ -43,10 +47,14 @@ class LedgerWriter:
         self.metrics = LedgerMetrics(registry, self._backlog, clock)
         self._waker = Waker()
         self._journal = Journal(settings, self.instance, self.metrics, self._backlog, self._waker, clock)
-        self._ingestor = Ingestor(settings, sink, self.metrics, self._backlog, self._waker, clock)
-        self._ingest_task: asyncio.Task[None] | None = None
-        self._recovered = False
-        self._ingested = (0, 0)  # own (segment, offset) before which every finish record is acknowledged
+        self._ingest: IngestRunner
+        if sink is None:
+            live = self._live_segment
+            self._ingest = RemoteIngest(settings, self.instance, self.metrics, self._backlog, live, clock)
+        else:
+            ingestor = Ingestor(settings, sink, self.metrics, self._backlog, self._waker, clock)
+            self._ingest = LocalIngest(settings.spill_dir, self._journal, ingestor, self._backlog, self._waker)
+        self._started = False
         self._closing = False
 
     @property
@@ -54,17 +62,26 @@ class LedgerWriter:
         """Whether calls can be recorded now."""
         return not self._closing and self._journal.ok
 
+    @property
+    def store_ready(self) -> bool:
+        """Whether ingest has its ClickHouse store open."""
+        return self._ingest.store_ready
+
     async def start(self) -> None:
         """Open the spill and start group commit, recovery and ingest; an unwritable spill leaves it unhealthy."""
-        if self._ingest_task is not None or self._closing:
+        if self._started or self._closing:
             return
+        self._started = True
         try:
             self._journal.open()
         except OSError as exc:
             # Serve 503s (and keep retrying) rather than fail start-up: the disk may come back.
             self._journal.failed(exc)
         self._journal.start_commits()
-        self._ingest_task = asyncio.create_task(self._ingest_loop(), name="ledger-ingest")
+        self._ingest.start()
+
+    def _live_segment(self) -> int:
+        return self._journal.position()[0]
 
     def begin(self, row: dict[str, Any]) -> None:
         """Record that a call started; ServiceUnavailable if that cannot be recorded."""
@@ -86,45 +103,23 @@ class LedgerWriter:
         """(rows, bytes) recorded but not yet acknowledged by ClickHouse."""
         return max(self._backlog.rows, 0), max(self._backlog.bytes, 0)
 
-    async def _ingest_loop(self) -> None:
-        """Replay dead writers' spills first, then follow the writer's own segments."""
-        await recover_instances(self._settings.spill_dir, self.instance, self._ingestor, self._backlog)
-        self._recovered = True
-        while True:
-            numbers = self._journal.numbers
-            if not numbers or self._journal.directory is None:
-                self._waker.arm()
-                await self._waker.wait(1, IDLE_POLL)
-                continue
-            number = numbers[0]
-            path = segment_path(self._journal.directory, number)
-            live, report = partial(self._journal.live, number), partial(self._report, number)
-            await self._ingestor.ingest_segment(self.instance, path, live, report)
-            numbers.popleft()
-
-    def _report(self, number: int, offset: int) -> None:
-        self._ingested = (number, offset)
-
     async def drain(self) -> None:
         """Wait until every row recorded so far (and every dead writer's spill) is acknowledged."""
-        self._waker.urgent += 1
-        self._waker.poke()
+        ingest = self._ingest
+        ingest.hurry(1)
         try:
             await self._until(lambda: not self._journal.retry)
             target = self._journal.position()
-            self._waker.poke()
-            await self._until(lambda: self._recovered and self._ingested >= target)
+            ingest.hurry(0)
+            await self._until(lambda: ingest.recovered and ingest.ingested >= target)
         finally:
-            self._waker.urgent -= 1
+            ingest.hurry(-1)
 
     async def _until(self, done: Callable[[], bool]) -> None:
         while not done():
-            task = self._ingest_task
-            if task is None:
+            if not self._started:
                 raise RuntimeError("the ledger writer is not started")
-            if task.done():
-                task.result()  # surfaces the failure that stopped ingest
-                raise RuntimeError("ledger ingest stopped")
+            self._ingest.check()  # surfaces the failure that stopped ingest
             await asyncio.sleep(_DRAIN_POLL)
 
     async def close(self, grace: float | None = None) -> None:
@@ -135,7 +130,7 @@ class LedgerWriter:
         wait = self._settings.graceful_shutdown_timeout if grace is None else grace
         flushed = False
         try:
-            if self._ingest_task is not None:
+            if self._started:
                 async with asyncio.timeout(wait):
                     await self.drain()
                 flushed = True
@@ -148,30 +143,19 @@ class LedgerWriter:
     async def _shut_down(self, flushed: bool) -> None:
         # Ingest stops first: once the journal is closed no segment is live, and ingest would delete the last
         # one, whose start records the next start-up needs for calls still in flight.
-        await self._cancel_ingest()
+        await self._ingest.stop()
         last = self._journal.position()
         await self._journal.stop()  # closes the journal before its first await: nothing is appended after `last`
-        await self._ingestor.close()
         journal = self._journal
-        empty = flushed and self._ingested >= last and not journal.in_flight and not journal.retry
+        empty = flushed and self._ingest.ingested >= last and not journal.in_flight and not journal.retry
         # Calls still in flight keep the directory: the next start-up records them as crashed.
         journal.release(remove=empty)
-
-    async def _cancel_ingest(self) -> None:
-        task, self._ingest_task = self._ingest_task, None
-        if task is None:
-            return
-        task.cancel()
-        for result in await asyncio.gather(task, return_exceptions=True):
-            if isinstance(result, Exception):
-                log.error("ledger ingest had failed", exc_info=result)
 
     async def abandon(self) -> None:
         """Test-only: stop as a killed process would, without syncing, flushing or deleting anything."""
         self._closing = True
-        await self._cancel_ingest()
+        await self._ingest.stop()
         await self._journal.abandon()
-        await self._ingestor.close()
 
 
 def _logging_unavailable() -> ServiceUnavailable:
