@@ -31,6 +31,24 @@ def pin(cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (the ledger's ingest process, for Netra)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def pin_children(pid: int, cpu: int) -> None:
+    """Pin every thread of every child of `pid` to one CPU (threads started later inherit it)."""
+    for child in children(pid):
+        for task in Path(f"/proc/{child}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(task.name), {cpu})
+            except ProcessLookupError:
+                continue
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from collections.abc import Iterator
 from decimal import Decimal
@@ -144,3 +145,42 @@ def test_summary_matches_the_clients_call_for_call_and_cent_for_cent(netra: Netr
                     for u in clients.usages.values()), Decimal(0))
     assert Decimal(summary["cost_usd"]) == expected
     assert summary["prompt_tokens"] == sum(u["prompt_tokens"] for u in clients.usages.values())
+
+
+def ingest_processes(pid: int) -> set[int]:
+    """The gateway's children: the ledger's ingest process."""
+    return {int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()}
+
+
+async def kill_the_ingester_under_load(netra: Netra, clients: Clients) -> None:
+    assert netra.proc is not None
+    pid = netra.proc.pid
+    async with httpx.AsyncClient(base_url=netra.url, timeout=30) as http:
+        tasks = [asyncio.create_task(clients.caller(http, f"c{i}")) for i in range(8)]
+        while len(clients.outcomes) < 200:
+            await asyncio.sleep(0.02)
+        killed = ingest_processes(pid)
+        assert killed, "netra run ingests the ledger in a child process"
+        for child in killed:
+            os.kill(child, signal.SIGKILL)
+        seen = len(clients.outcomes)
+        async with asyncio.timeout(60):  # the gateway starts a new ingest process within seconds
+            while len(clients.outcomes) < seen + 300 or not ingest_processes(pid) - killed:
+                await asyncio.sleep(0.05)
+        clients.stop = True
+        await asyncio.gather(*tasks)
+    netra.proc.send_signal(signal.SIGTERM)
+    netra.proc.wait(timeout=60)
+
+
+def test_a_killed_ingest_process_is_restarted_and_loses_nothing(netra: Netra) -> None:
+    netra.start()
+    clients = Clients(netra)
+    asyncio.run(kill_the_ingester_under_load(netra, clients))
+    netra.proc = None
+    assert set(clients.outcomes.values()) == {200}, "the gateway must keep serving while its ingest restarts"
+    assert not list((netra.data_dir / "data" / "spill").rglob("*.seg")), "SIGTERM must flush everything"
+    rows = assert_no_duplicates(ledger_rows(netra))
+    assert set(rows) == set(clients.outcomes)
+    assert all(row["status"] == "ok" for row in rows.values())
