@@ -23,11 +23,13 @@ from bench.loadgen import LoadResult, build_request, percentile, run_load
 from bench.procs import (
     ROOT,
     NetraProc,
+    children,
     cores,
     cpu_seconds,
     create_keys,
     netra_env,
     pin,
+    pin_children,
     rss_mb,
     start_fake,
     start_netra,
@@ -98,28 +100,56 @@ async def measure(fake_port: int, netra_port: int, keys: list[str], pid: int, qu
     return out
 
 
+def _ingest_cpu(pid: int) -> float:
+    return sum(cpu_seconds(child) for child in children(pid))
+
+
+async def _paired_round(on: NetraProc, off: NetraProc, keys: list[str], seconds: float, on_first: bool) -> Any:
+    """One ledger-on and one ledger-off c=32 run, in the given order; CPU per request of each side."""
+    async def run_on() -> dict[str, Any]:
+        before, ingest_before = cpu_seconds(on.pid), _ingest_cpu(on.pid)
+        row = await throughput(on.port, requests_for(on.port, keys), 32, seconds, None)
+        gateway_cpu = cpu_seconds(on.pid) - before
+        # The ingest process inserts up to a flush interval later: count that CPU too before the next run.
+        await asyncio.sleep(6.0)
+        requests = max(row["rps"] * seconds, 1)
+        row["cpu_ms_per_request"] = round(gateway_cpu * 1000 / requests, 4)
+        row["ingest_cpu_ms_per_request"] = round((_ingest_cpu(on.pid) - ingest_before) * 1000 / requests, 4)
+        return row
+
+    async def run_off() -> dict[str, Any]:
+        return await throughput(off.port, requests_for(off.port, keys), 32, seconds, off.pid)
+
+    if on_first:
+        return await run_on(), await run_off()
+    off_row = await run_off()
+    return await run_on(), off_row
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 async def ledger_cost(on: NetraProc, off: NetraProc, keys: list[str], quick: bool) -> dict[str, Any]:
-    """c=32 throughput with the ledger on and off, alternated in rounds so both see the same machine noise."""
-    rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    seconds = 2.0 if quick else 8.0
-    for _ in range(2 if quick else 3):
-        before = cpu_seconds(on.pid)
-        with_ledger = await throughput(on.port, requests_for(on.port, keys), 32, seconds, None)
-        # The ledger inserts up to a flush interval later: let it finish, and count that CPU too, before the
-        # ledger-off round (which shares the core) starts.
-        await asyncio.sleep(2.5)
-        requests = with_ledger["rps"] * seconds
-        with_ledger["cpu_ms_per_request"] = round((cpu_seconds(on.pid) - before) * 1000 / max(requests, 1), 4)
-        without = await throughput(off.port, requests_for(off.port, keys), 32, seconds, off.pid)
-        rounds.append((with_ledger, without))
+    """c=32 with the ledger on and off, alternated in rounds so both see the same machine noise."""
+    seconds = 2.0 if quick else 6.0
+    rounds = [await _paired_round(on, off, keys, seconds, i % 2 == 0) for i in range(2 if quick else 8)]
     n = 300 if quick else 3000
     latency_off = await latency(off.port, requests_for(off.port, keys), n)
     first_off = await first_event(off.port, requests_for(off.port, keys, True), n // 2)
-    costs = sorted(1 - a["rps"] / b["rps"] for a, b in rounds)
-    cpu = sorted(a["cpu_ms_per_request"] - b["cpu_ms_per_request"] for a, b in rounds)
-    return {"rounds": rounds, "median_throughput_cost": round(costs[len(costs) // 2], 3),
-            "median_cpu_ms_per_request": round(cpu[len(cpu) // 2], 4), "rss_mb_off": round(rss_mb(off.pid), 1),
-            "latency_c1_off": latency_off, "first_event_c1_off": first_off}
+    return {
+        "rounds": rounds,
+        "median_throughput_cost": round(_median([1 - a["rps"] / b["rps"] for a, b in rounds]), 3),
+        "median_cpu_ms_per_request": round(_median([a["cpu_ms_per_request"] - b["cpu_ms_per_request"]
+                                                    for a, b in rounds]), 4),
+        "median_gateway_cpu_cost": round(_median([1 - b["cpu_ms_per_request"] / a["cpu_ms_per_request"]
+                                                  for a, b in rounds]), 3),
+        "ingest_cpu_ms_per_request": round(_median([a["ingest_cpu_ms_per_request"] for a, _ in rounds]), 4),
+        "rss_mb_off": round(rss_mb(off.pid), 1),
+        "rss_mb_ingest": round(sum(rss_mb(child) for child in children(on.pid)), 1),
+        "latency_c1_off": latency_off, "first_event_c1_off": first_off,
+    }
 
 
 async def bare_proxy(fake_port: int, cpu: int, quick: bool) -> dict[str, Any]:
@@ -141,6 +171,18 @@ async def bare_proxy(fake_port: int, cpu: int, quick: bool) -> dict[str, Any]:
         proc.wait()
 
 
+def measure_both(netra: NetraProc, off: NetraProc, fake_port: int, keys: list[str], other_cpu: int,
+                 quick: bool) -> dict[str, Any]:
+    """The gateway figures, then the paired ledger rounds."""
+    # The ledger's ingest process runs beside the load generator and the fake, off the gateway's core.
+    time.sleep(3.0)
+    pin_children(netra.pid, other_cpu)
+    results = uvloop.run(measure(fake_port, netra.port, keys, netra.pid, quick))
+    pin_children(netra.pid, other_cpu)  # again: threads the engine started since
+    results["ledger"] = uvloop.run(ledger_cost(netra, off, keys, quick))
+    return results
+
+
 def run(quick: bool) -> dict[str, Any]:
     """Start the processes, measure, stop them."""
     cpus = cores()
@@ -150,12 +192,10 @@ def run(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="netra-bench-") as tmp:
         data = Path(tmp)
         keys = create_keys(data, 64)
-        port = free_port()
-        netra = start_netra(netra_env(data, fake_port, ledger=True), port, netra_cpu, data / "netra.log")
+        netra = start_netra(netra_env(data, fake_port, ledger=True), free_port(), netra_cpu, data / "netra.log")
         off = start_netra(netra_env(data, fake_port, ledger=False), free_port(), netra_cpu, data / "netra-off.log")
         try:
-            results = uvloop.run(measure(fake_port, port, keys, netra.pid, quick))
-            results["ledger"] = uvloop.run(ledger_cost(netra, off, keys, quick))
+            results = measure_both(netra, off, fake_port, keys, other_cpu, quick)
         finally:
             netra.stop()
             off.stop()
@@ -163,6 +203,18 @@ def run(quick: bool) -> dict[str, Any]:
     fake.terminate()
     fake.wait()
     return results
+
+
+def _ledger_lines(led: dict[str, Any]) -> list[str]:
+    offs = [b["rps"] for _, b in led["rounds"]]
+    return [
+        f"ledger off, req/s c=32 (rounds)   {'':>8}  {max(offs):>9}     ledger costs "
+        f"{100 * led['median_throughput_cost']:.1f}% of throughput, "
+        f"{100 * led['median_gateway_cpu_cost']:.1f}% of the gateway's CPU/req "
+        f"(+{led['median_cpu_ms_per_request']:.4f} ms; medians of paired rounds)",
+        f"ledger ingest process (other core) {'':>8}  {'':>9}     "
+        f"{led['ingest_cpu_ms_per_request']:.4f} ms CPU/row, RSS {led['rss_mb_ingest']} MB",
+    ]
 
 
 def table(r: dict[str, Any]) -> str:
@@ -178,10 +230,7 @@ def table(r: dict[str, Any]) -> str:
         d, n = row["direct"]["rps"], row["netra"]["rps"]
         cpu = row["netra"]["cpu_ms_per_request"]
         lines.append(f"req/s c={c:<22} {d:>8}  {n:>9}     {n / d:.2f}x  (netra CPU {cpu} ms/req)")
-    offs = [b["rps"] for _, b in led["rounds"]]
-    lines.append(f"ledger off, req/s c=32 (rounds)   {'':>8}  {max(offs):>9}     ledger costs "
-                 f"{100 * led['median_throughput_cost']:.1f}% of throughput, "
-                 f"{led['median_cpu_ms_per_request']:.4f} ms CPU/req (medians of paired rounds)")
+    lines += _ledger_lines(led)
     bare = r["bare_proxy_c32"]
     off_cpu = sorted(b["cpu_ms_per_request"] for _, b in led["rounds"])[len(led["rounds"]) // 2]
     own = off_cpu - bare["cpu_ms_per_request"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 import uvicorn
@@ -34,15 +35,24 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _refuse_if_held(settings: Settings) -> str | None:
-    """Why this process cannot serve (another Netra holds the embedded store), or None."""
+def _refuse_if_held(settings: Settings, patience: float = 10.0) -> str | None:
+    """Why this process cannot serve (another Netra holds the embedded store), or None.
+
+    Waits a little first: the ingest process of a Netra that was just killed lets go of the store once it
+    has noticed, a moment later.
+    """
     if not settings.ledger_enabled:
         return None
-    try:
-        refuse_if_held(settings)
-    except ClickHouseLocked as exc:
-        return str(exc)
-    return None
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            refuse_if_held(settings)
+        except ClickHouseLocked as exc:
+            if time.monotonic() >= deadline:
+                return str(exc)
+            time.sleep(0.2)
+            continue
+        return None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -75,7 +75,7 @@ class Netra:
         return done
 
     def start(self, command: str = "run") -> None:
-        """Start the server and wait until it answers /health."""
+        """Start the server and wait until it is ready (its ledger ingest has the store open, too)."""
         self.log = self.data_dir / f"netra-{self.port}.log"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -85,10 +85,11 @@ class Netra:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health/ready", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise AssertionError("netra did not start:\n" + self.log.read_text())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
