@@ -104,7 +104,7 @@ def _ingest_cpu(pid: int) -> float:
     return sum(cpu_seconds(child) for child in children(pid))
 
 
-async def _paired_round(on: NetraProc, off: NetraProc, keys: list[str], seconds: float, on_first: bool) -> Any:
+async def paired_round(on: NetraProc, off: NetraProc, keys: list[str], seconds: float, on_first: bool) -> Any:
     """One ledger-on and one ledger-off c=32 run, in the given order; CPU per request of each side."""
     async def run_on() -> dict[str, Any]:
         before, ingest_before = cpu_seconds(on.pid), _ingest_cpu(on.pid)
@@ -126,7 +126,8 @@ async def _paired_round(on: NetraProc, off: NetraProc, keys: list[str], seconds:
     return await run_on(), off_row
 
 
-def _median(values: list[float]) -> float:
+def median(values: list[float]) -> float:
+    """The middle value (the upper one of an even count)."""
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
 
@@ -134,18 +135,18 @@ def _median(values: list[float]) -> float:
 async def ledger_cost(on: NetraProc, off: NetraProc, keys: list[str], quick: bool) -> dict[str, Any]:
     """c=32 with the ledger on and off, alternated in rounds so both see the same machine noise."""
     seconds = 2.0 if quick else 6.0
-    rounds = [await _paired_round(on, off, keys, seconds, i % 2 == 0) for i in range(2 if quick else 8)]
+    rounds = [await paired_round(on, off, keys, seconds, i % 2 == 0) for i in range(2 if quick else 8)]
     n = 300 if quick else 3000
     latency_off = await latency(off.port, requests_for(off.port, keys), n)
     first_off = await first_event(off.port, requests_for(off.port, keys, True), n // 2)
     return {
         "rounds": rounds,
-        "median_throughput_cost": round(_median([1 - a["rps"] / b["rps"] for a, b in rounds]), 3),
-        "median_cpu_ms_per_request": round(_median([a["cpu_ms_per_request"] - b["cpu_ms_per_request"]
+        "median_throughput_cost": round(median([1 - a["rps"] / b["rps"] for a, b in rounds]), 3),
+        "median_cpu_ms_per_request": round(median([a["cpu_ms_per_request"] - b["cpu_ms_per_request"]
                                                     for a, b in rounds]), 4),
-        "median_gateway_cpu_cost": round(_median([1 - b["cpu_ms_per_request"] / a["cpu_ms_per_request"]
+        "median_gateway_cpu_cost": round(median([1 - b["cpu_ms_per_request"] / a["cpu_ms_per_request"]
                                                   for a, b in rounds]), 3),
-        "ingest_cpu_ms_per_request": round(_median([a["ingest_cpu_ms_per_request"] for a, _ in rounds]), 4),
+        "ingest_cpu_ms_per_request": round(median([a["ingest_cpu_ms_per_request"] for a, _ in rounds]), 4),
         "rss_mb_off": round(rss_mb(off.pid), 1),
         "rss_mb_ingest": round(sum(rss_mb(child) for child in children(on.pid)), 1),
         "latency_c1_off": latency_off, "first_event_c1_off": first_off,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +29,23 @@ INSERT_SETTINGS: dict[str, Any] = {
     # A column the table does not have yet (a row spilled by a newer Netra) must not block the backlog.
     "input_format_skip_unknown_fields": 1,
 }
+
+
+# Error codes for data ClickHouse cannot take (parse failures, wrong types, values out of range): sending the same
+# bytes again cannot succeed, unlike an outage.
+_DATA_ERRORS = frozenset({6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 130, 321, 386})
+_ERROR_CODE = re.compile(r"Code: (\d+)\.")
+
+
+def refused_as_data(exc: BaseException) -> bool:
+    """Whether ClickHouse refused an insert because of the rows themselves (not because it is unreachable)."""
+    if not isinstance(exc, ClickHouseError):
+        return False
+    code = getattr(exc, "code", None)
+    if not isinstance(code, int):
+        match = _ERROR_CODE.search(str(exc))
+        code = int(match.group(1)) if match else None
+    return code in _DATA_ERRORS
 
 
 class ClickHouseLocked(RuntimeError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.callrow import finished_us
+from core.clickhouse import refused_as_data
 from core.settings import Settings
 from gateway.ledger.base import RowSink
 from gateway.ledger.metrics import Backlog, LedgerMetrics
@@ -28,6 +29,7 @@ from gateway.ledger.spill import (
     delete_segment,
     read_acks,
     segment_number,
+    set_aside,
 )
 
 T = TypeVar("T")
@@ -35,6 +37,7 @@ log = logging.getLogger("netra.ledger")
 FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
 IDLE_POLL = 1.0
+REJECTED_FILE = "rejected.jsonl"
 DONE = 1 << 62  # the offset reported once a segment is fully ingested and deleted
 
 
@@ -87,6 +90,7 @@ class Ingestor:
         self._waker = waker
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-ingest")
+        self._rejected = settings.spill_dir / REJECTED_FILE
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking file work on the ingest thread."""
@@ -175,27 +179,41 @@ class Ingestor:
         token = f"{instance}:{segment_number(path)}:{batch.start}:{batch.end}"
         ack = ack_path(path)
         await self.io_retry(append_ack, ack, f"pending {batch.start} {batch.end}", True)
-        await self._insert(batch.rows, token)
+        rejected = await self._insert(batch.rows, token)
         # Not fsynced: if this line is lost the batch is re-sent under the same token, and the next
         # "pending" line's fsync makes it durable anyway.
         await self.io_retry(append_ack, ack, f"acked {batch.end}", False)
-        self._metrics.rows_written.inc(len(batch.rows))
+        self._metrics.rows_written.inc(len(batch.rows) - rejected)
         self._backlog.rows -= len(batch.rows)
         self._backlog.bytes -= batch.end - batch.start
         self._backlog.oldest_us = None
         self._backlog.mark = self._clock()
 
-    async def _insert(self, rows: list[bytes], token: str) -> None:
+    async def _insert(self, rows: list[bytes], token: str) -> int:
+        """Insert until the sink takes the rows; how many it refused as data (set aside, not retried)."""
         delay = FIRST_BACKOFF
         while True:
             try:
                 await self._sink.run(self._sink.insert_rows, rows, token)
-                return
+                return 0
             except Exception as exc:  # any failure of the sink is retried: the rows exist only on disk
                 self._metrics.insert_errors.inc()
+                if refused_as_data(exc):
+                    return await self._split(rows, token, exc)
                 log.warning("ledger insert of %d rows failed; retrying in %.1fs: %r", len(rows), delay, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
+
+    async def _split(self, rows: list[bytes], token: str, exc: Exception) -> int:
+        # Halves under tokens derived from the batch's, so a re-send after a crash splits (and dedups) the same way.
+        if len(rows) > 1:
+            middle = len(rows) // 2
+            return await self._insert(rows[:middle], f"{token}/a") + await self._insert(rows[middle:], f"{token}/b")
+        reason = str(exc)[:2000]
+        await self.io_retry(set_aside, self._rejected, rows[0], token, reason)
+        self._metrics.rows_rejected.inc()
+        log.error("ClickHouse refused a ledger row; set aside in %s: %s", self._rejected, reason[:300])
+        return 1
 
     async def close(self) -> None:
         """Stop the ingest thread once its current job is done."""

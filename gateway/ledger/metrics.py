@@ -39,11 +39,18 @@ class LedgerMetrics:
         self.spill_errors = Counter(
             "netra_ledger_spill_errors", "Failed writes, reads or syncs of the spill files.", registry=registry
         )
+        self.rows_rejected = Counter(
+            "netra_ledger_rows_rejected",
+            "Rows ClickHouse refused as data, set aside in the spill dir's rejected.jsonl.", registry=registry,
+        )
+        self._gauges(registry, backlog, clock)
         self.rows_dropped = Counter(
             "netra_ledger_rows_dropped",
             "Rows that could not be recorded at all (spill unwritable and the retry list full, or unserialisable).",
             registry=registry,
         )
+
+    def _gauges(self, registry: CollectorRegistry, backlog: Backlog, clock: Callable[[], float]) -> None:
         self._gauge(registry, "netra_ledger_backlog_rows", "Finished calls not yet in ClickHouse.",
                     lambda: max(backlog.rows, 0))
         self._gauge(registry, "netra_ledger_backlog_bytes", "Spilled bytes not yet read and acknowledged.",

@@ -141,6 +141,7 @@ class RemoteIngest:
             backlog.mark = self._clock()
         metrics.insert_errors.inc(report.get("errors", 0))
         metrics.spill_errors.inc(report.get("spill_errors", 0))
+        metrics.rows_rejected.inc(report.get("rejected", 0))
         if "at" in report:
             self.ingested = (report["at"][0], report["at"][1])
         self.recovered = self.recovered or bool(report.get("recovered"))

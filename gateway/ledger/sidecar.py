@@ -2,9 +2,9 @@
 
 Started by the gateway (remote.py) as `python -m gateway.ledger.sidecar INSTANCE`. Its input is the settings
 line, then control lines; end of input means stop. Its output carries reports only, one JSON object per line:
-deltas of the backlog (`rows`, `bytes`, `disk`) and of the counters (`written`, `errors`, `spill_errors`), the
-age mark `oldest_us`, `at` ([segment, offset] of the gateway's own spill acknowledged so far), and the flags
-`store` (ClickHouse is open) and `recovered` (dead writers' spills are replayed).
+deltas of the backlog (`rows`, `bytes`, `disk`) and of the counters (`written`, `errors`, `spill_errors`,
+`rejected`), the age mark `oldest_us`, `at` ([segment, offset] of the gateway's own spill acknowledged so far),
+and the flags `store` (ClickHouse is open) and `recovered` (dead writers' spills are replayed).
 Logs go to stderr, which it shares with the gateway.
 """
 
@@ -35,7 +35,7 @@ log = logging.getLogger("netra.ledger")
 POLL = 0.05  # how often the child looks for new rows (nobody tells it about appends)
 _OPEN_FIRST, _OPEN_MAX = 0.5, 10.0
 _COUNTERS = {"written": "netra_ledger_rows_written_total", "errors": "netra_ledger_insert_errors_total",
-             "spill_errors": "netra_ledger_spill_errors_total"}
+             "spill_errors": "netra_ledger_spill_errors_total", "rejected": "netra_ledger_rows_rejected_total"}
 
 
 class Reporter:

@@ -43,6 +43,17 @@ def encode(kind: str, row: dict[str, Any]) -> bytes:
     return orjson.dumps({"t": kind, "r": body}, default=_default, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def set_aside(path: Path, row: bytes, token: str, reason: str) -> None:
+    """Append a row ClickHouse refused, with why, to the rejected-rows file, durably (blocking)."""
+    line = orjson.dumps({"token": token, "error": reason, "row": row.decode("utf-8", "replace")})
+    fd = os.open(path, _APPEND_FLAGS, 0o600)
+    try:
+        write_all(fd, line + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def segment_path(directory: Path, number: int) -> Path:
     """Where segment `number` of an instance lives."""
     return directory / f"{number:012d}.seg"

@@ -295,3 +295,26 @@ async def test_null_writer_records_nothing() -> None:
     await ledger.drain()
     assert ledger.healthy and ledger.backlog() == (0, 0)
     await ledger.close(1)
+
+
+async def test_a_row_clickhouse_refuses_is_set_aside_and_the_rest_still_lands(
+    settings: Settings, clickhouse_store: ClickHouseStore
+) -> None:
+    settings = tuned(settings, ledger_batch_rows=200)
+    registry = CollectorRegistry()
+    writer = LedgerWriter(settings, clickhouse_store, registry)
+    await writer.start()
+    await record(writer, range(150))
+    writer.begin(start_row(150))
+    writer.finish({**finish_row(150), "http_status": "not a number"})  # a row no UInt16 column can take
+    await record(writer, range(151, 300))
+    async with asyncio.timeout(60):  # a refused row must not hold the rows behind it
+        await writer.drain()
+    assert counts(clickhouse_store) == {"ok": 299, "total": 299, "unique": 299}
+    [line] = (settings.spill_dir / "rejected.jsonl").read_bytes().splitlines()
+    rejected = orjson.loads(line)
+    assert orjson.loads(rejected["row"])["request_id"] == "req-000150" and "Code: 27" in rejected["error"]
+    assert metric(registry, "netra_ledger_rows_rejected_total") == 1
+    assert metric(registry, "netra_ledger_rows_written_total") == 299
+    assert metric(registry, "netra_ledger_backlog_rows") == 0
+    await writer.close(5)
