@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -40,6 +41,24 @@ class IngestRunner(Protocol):
 
     async def stop(self) -> None:
         """Stop ingesting; whatever is not acknowledged stays on disk."""
+
+
+class IngestTask:
+    """What both ingest runners share: one background task, whose failure `check` surfaces."""
+
+    _task: asyncio.Task[None] | None = None
+
+    def _launch(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._task = asyncio.create_task(work, name=name)
+
+    def check(self) -> None:
+        """Raise when ingest has stopped for good (its failure, if it failed)."""
+        task = self._task
+        if task is None:
+            raise RuntimeError("the ledger writer is not started")
+        if task.done():
+            task.result()
+            raise RuntimeError("ledger ingest stopped")
 
 
 class Ledger(Protocol):

@@ -11,6 +11,7 @@ import logging
 from functools import partial
 from pathlib import Path
 
+from gateway.ledger.base import IngestTask
 from gateway.ledger.ingest import IDLE_POLL, Ingestor, Waker
 from gateway.ledger.journal import Journal
 from gateway.ledger.metrics import Backlog
@@ -20,7 +21,7 @@ from gateway.ledger.spill import segment_path
 log = logging.getLogger("netra.ledger")
 
 
-class LocalIngest:
+class LocalIngest(IngestTask):
     """Follows the journal's segments in this process, after replaying every dead writer's spill."""
 
     def __init__(self, spill_dir: Path, journal: Journal, ingestor: Ingestor, backlog: Backlog, waker: Waker) -> None:
@@ -29,23 +30,13 @@ class LocalIngest:
         self._backlog = backlog
         self._ingestor = ingestor
         self._waker = waker
-        self._task: asyncio.Task[None] | None = None
         self.recovered = False
         self.store_ready = True  # the sink is this process's own
         self.ingested = (0, 0)  # own (segment, offset) before which every finish record is acknowledged
 
     def start(self) -> None:
         """Start the ingest task."""
-        self._task = asyncio.create_task(self._loop(), name="ledger-ingest")
-
-    def check(self) -> None:
-        """Raise when ingest has stopped for good (its failure, if it failed)."""
-        task = self._task
-        if task is None:
-            raise RuntimeError("the ledger writer is not started")
-        if task.done():
-            task.result()
-            raise RuntimeError("ledger ingest stopped")
+        self._launch(self._loop(), "ledger-ingest")
 
     def hurry(self, waiting: int) -> None:
         """Wake ingest; `waiting` (+1/-1) counts drains that want batches sent as soon as the reader catches up."""

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from core.settings import Settings
+from gateway.ledger.base import IngestTask
 from gateway.ledger.metrics import Backlog, LedgerMetrics
 
 log = logging.getLogger("netra.ledger")
@@ -38,7 +39,7 @@ def child_settings(settings: Settings) -> bytes:
     return orjson.dumps(data) + b"\n"
 
 
-class RemoteIngest:
+class RemoteIngest(IngestTask):
     """Runs and supervises the ingest child, and mirrors its progress into the gateway's metrics."""
 
     def __init__(
@@ -52,7 +53,6 @@ class RemoteIngest:
         self._live_segment = live_segment
         self._clock = clock
         self._proc: asyncio.subprocess.Process | None = None
-        self._task: asyncio.Task[None] | None = None
         self._hurry = 0
         self._told_live = 0
         self._stopping = False
@@ -61,17 +61,8 @@ class RemoteIngest:
         self.ingested = (0, 0)
 
     def start(self) -> None:
-        """Start the child, and restart it whenever it dies until `stop`."""
-        self._task = asyncio.create_task(self._supervise(), name="ledger-ingest-child")
-
-    def check(self) -> None:
-        """Raise once the supervisor is gone (a dead child alone is restarted, so it is not final)."""
-        task = self._task
-        if task is None:
-            raise RuntimeError("the ledger writer is not started")
-        if task.done():
-            task.result()
-            raise RuntimeError("ledger ingest stopped")
+        """Start the child, and restart it whenever it dies until `stop` (so only the supervisor's end is final)."""
+        self._launch(self._supervise(), "ledger-ingest-child")
 
     def hurry(self, waiting: int) -> None:
         """Count drains waiting and tell the child (a 0 only wakes it)."""
