@@ -59,24 +59,17 @@ _FINISHED_AT = re.compile(rb'"finished_at":"(\d+)\.(\d{6})"')
 
 def _seconds(us: int) -> str:
     # Exact decimal seconds, which ClickHouse reads into DateTime64(6); a float would lose the last digits.
-    seconds, fraction = divmod(us, 1_000_000)
-    return f"{seconds}.{fraction:06d}"
+    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
 
 def spill_form(row: dict[str, Any]) -> dict[str, Any]:
     """A finished row as it is spilled and inserted: timestamps as exact decimal-second strings.
 
     In this form a spilled line is already a ClickHouse JSONEachRow line, so ingest sends the bytes as they
-    are, without parsing them again. It runs once per call on the event loop, hence the plain loop.
+    are, without parsing them again.
     """
-    out: dict[str, Any] | None = None
-    for name in TIME_COLUMNS:
-        value = row.get(name)
-        if type(value) is int:
-            if out is None:
-                out = dict(row)
-            out[name] = _seconds(value)
-    return row if out is None else out
+    converted = {k: _seconds(v) for k in TIME_COLUMNS if isinstance(v := row.get(k), int)}
+    return {**row, **converted} if converted else row
 
 
 def micros(value: Any) -> int | None:
