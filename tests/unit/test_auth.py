@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -231,15 +233,25 @@ async def test_a_cancelled_first_caller_does_not_fail_the_others(
 # --- the database away --------------------------------------------------------------------------------------------
 
 
-async def _point_at_missing_database(database: Database, settings: Settings) -> Any:
-    """Dispose the real engine and bind the session maker to a file in a directory that does not exist."""
+@asynccontextmanager
+async def missing_database(database: Database, settings: Settings) -> AsyncIterator[None]:
+    """Bind the session maker to a file in a directory that does not exist, for the duration of the block."""
     await database.engine.dispose()
+    before = set(threading.enumerate())
     broken = settings.model_copy(
         update={"database_url": f"sqlite+aiosqlite:///{settings.data_dir / 'missing' / 'dir' / 'netra.db'}"}
     )
     engine = create_engine(broken)
     database.sessions.configure(bind=engine)
-    return engine
+    try:
+        yield
+    finally:
+        await engine.dispose()
+        # aiosqlite stops a failed connection's worker thread without waiting for it; if the test's loop closed
+        # first, that thread would raise "Event loop is closed" into whichever test runs next.
+        for worker in set(threading.enumerate()) - before:
+            if worker.name.endswith("(_connection_worker_thread)"):
+                await asyncio.to_thread(worker.join, 10)
 
 
 async def test_database_down_serves_known_keys_and_refuses_unknown_ones(
@@ -248,13 +260,10 @@ async def test_database_down_serves_known_keys_and_refuses_unknown_ones(
     key = await tenant_with_key(database.sessions, "acme")
     await auth.authenticate(f"Bearer {key}")
     clock.advance(TTL + 1)  # the cached entry has expired
-    broken = await _point_at_missing_database(database, settings)
-    try:
+    async with missing_database(database, settings):
         assert (await auth.authenticate(f"Bearer {key}")).tenant_name == "acme"
         with pytest.raises(ServiceUnavailable) as caught:
             await auth.authenticate("Bearer nk-never-seen-before")
-    finally:
-        await broken.dispose()
     assert caught.value.status_code == 503
     assert_envelope(caught.value.envelope(), type="server_error", code="auth_unavailable")
     assert int(caught.value.headers["retry-after"]) >= 1
@@ -280,12 +289,9 @@ async def test_database_down_still_refuses_a_key_known_to_be_unknown(
     with pytest.raises(AuthenticationFailed):
         await auth.authenticate("Bearer nk-bogus")
     clock.advance(TTL)
-    broken = await _point_at_missing_database(database, settings)
-    try:
+    async with missing_database(database, settings):
         with pytest.raises(ServiceUnavailable) as caught:
             await auth.authenticate("Bearer nk-bogus")
-    finally:
-        await broken.dispose()
     assert caught.value.code == "auth_unavailable"
 
 
@@ -295,10 +301,7 @@ async def test_database_down_refuses_a_stale_key_presented_with_a_different_secr
     key = await tenant_with_key(database.sessions, "acme")
     await auth.authenticate(f"Bearer {key}")
     clock.advance(TTL + 1)
-    broken = await _point_at_missing_database(database, settings)
-    try:
+    async with missing_database(database, settings):
         with pytest.raises(ServiceUnavailable):
             await auth.authenticate(f"Bearer {key}zz")
-    finally:
-        await broken.dispose()
 
