@@ -1,9 +1,9 @@
 """The append side of the spill: the writer's active segment, the calls in flight, and group commit.
 
-Appends are single `os.write` calls on an O_APPEND descriptor: the record is in the page cache when the call
-returns, so it survives the process being killed; a background task fsyncs at most every commit interval
-(in a thread) for power loss. After any failed append the writer is unhealthy until a fresh segment takes
-the rows that failed, so a torn fragment is only ever at the end of a segment nobody appends to again.
+Appends are copies into the active segment's shared mapping (segment.py): the record is in the page cache when
+the copy returns, so it survives the process being killed; a background task fsyncs at most every commit
+interval (in a thread) for power loss. A segment that cannot be created (disk full) leaves the writer
+unhealthy until a fresh one takes the rows that failed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from core.settings import Settings
 from gateway.ledger.ingest import Waker
 from gateway.ledger.instance import create_instance, remove_instance
 from gateway.ledger.metrics import Backlog, LedgerMetrics
-from gateway.ledger.spill import FINISH, START, Segment, encode, fsync_dir
+from gateway.ledger.segment import Segment
+from gateway.ledger.spill import FINISH, START, encode, fsync_dir
 
 log = logging.getLogger("netra.ledger")
 MAX_RETRY_ROWS = 10_000  # finished rows held in memory while the spill cannot be written
@@ -141,20 +142,21 @@ class Journal:
         segment = self.segment
         if segment is None or self.broken or self.closed:
             raise OSError("the ledger spill is not writable")
-        if segment.full(self._settings.ledger_segment_bytes):
-            segment = self._rotate()
+        if segment.full(self._settings.ledger_segment_bytes) or not segment.fits(len(data)):
+            segment = self._rotate(len(data))
         segment.append(data)
         self._backlog.bytes += len(data)
         self._backlog.disk_bytes += len(data)
         self._dirty.set()
 
-    def _rotate(self) -> Segment:
+    def _rotate(self, needed: int = 0) -> Segment:
         """Open the next segment, carrying forward the start records of every call still in flight."""
         assert self.directory is not None
         number, self._next_number = self._next_number, self._next_number + 1
-        segment = Segment.create(self.directory, number, b"".join(self.in_flight.values()))
+        initial = b"".join(self.in_flight.values())
+        segment = Segment.create(self.directory, number, initial, self._settings.ledger_segment_bytes, needed)
         if self.segment is not None:
-            self._retired.append(self.segment.fd)
+            self._retired.append(self.segment.seal())
         self.segment = segment
         self.numbers.append(number)
         self._backlog.bytes += segment.size
@@ -231,7 +233,7 @@ class Journal:
         if self._task is not None:
             await self._task
         segment, self.segment = self.segment, None
-        closing = ([segment.fd] if segment is not None else []) + self._retired
+        closing = ([segment.seal()] if segment is not None else []) + self._retired
         self._retired = []
         loop = asyncio.get_running_loop()
         for exc in await loop.run_in_executor(self._executor, sync_files, None, closing, None):
@@ -245,7 +247,10 @@ class Journal:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await asyncio.to_thread(self._executor.shutdown, True)
-        for fd in ([self.segment.fd] if self.segment is not None else []) + self._retired:
+        if self.segment is not None:
+            self.segment.unmap()  # as a killed process would leave it: the reserved tail still zero
+            self._retired.append(self.segment.fd)
+        for fd in self._retired:
             os.close(fd)
         self.segment, self._retired = None, []
         self.release(remove=False)

@@ -1,8 +1,9 @@
 """The spill's on-disk format: numbered segment files of JSON-line records, and each segment's ack log.
 
 A segment is a sequence of newline-terminated records `{"t":"s","r":{start row}}` (a call started) and
-`{"t":"f","r":{ledger row}}` (a call finished). Only complete lines count: a trailing fragment is either
-still being written (the live segment) or was torn by a failed write or a killed process (any other).
+`{"t":"f","r":{ledger row}}` (a call finished). The live one is reserved ahead and written through a memory
+mapping (segment.py): its data ends at the first zero byte. Only complete lines before that count: a
+trailing fragment is either still being copied (the live segment) or was torn by a killed process.
 The ack log `<number>.ack` holds lines "pending START END" (written and fsynced before a batch is sent)
 and "acked END" (after the sink took it); its last complete line tells where ingest resumes.
 """
@@ -25,9 +26,9 @@ START = "s"
 FINISH = "f"
 _START_PREFIX = b'{"t":"s"'
 _FINISH_PREFIX = b'{"t":"f","r":{'
-_CREATE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 _TAIL_CHUNK = 64 * 1024
+_READ_CHUNK = 256 * 1024
 
 
 def _default(value: Any) -> Any:
@@ -90,50 +91,6 @@ def write_all(fd: int, data: bytes) -> int:
     return written
 
 
-class Segment:
-    """A segment open for appending: an O_APPEND descriptor and the bytes it holds."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self.number = segment_number(path)
-        self.fd = fd
-        self.size = 0
-        self.carried = 0  # bytes of start records carried forward into it at creation
-
-    @classmethod
-    def create(cls, directory: Path, number: int, initial: bytes) -> Segment:
-        """A new segment file holding `initial` (the start records carried forward), or nothing on failure."""
-        path = segment_path(directory, number)
-        fd = os.open(path, _CREATE_FLAGS, 0o600)
-        try:
-            if initial:
-                write_all(fd, initial)
-        except OSError:
-            # A half-written carry-forward must not survive: its start records would read as unfinished calls.
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            raise
-        segment = cls(path, fd)
-        segment.size = segment.carried = len(initial)
-        return segment
-
-    def full(self, limit: int) -> bool:
-        """Whether to rotate: past `limit`, and grown by at least what was carried into it."""
-        # The second condition keeps rotation amortised when the calls in flight alone outgrow a segment;
-        # otherwise every append would rotate and copy them all again.
-        return self.size >= limit and self.size >= 2 * self.carried
-
-    def append(self, data: bytes) -> None:
-        """Write one or more whole records at the end of the file."""
-        try:
-            self.size += write_all(self.fd, data)
-        except ShortWrite as exc:
-            # The fragment stays at the end of this segment, where readers ignore it: the writer moves on to
-            # a new segment after any failed append, so nothing is ever written after a fragment.
-            self.size += exc.written
-            raise
-
-
 @dataclass
 class Batch:
     """Finish rows read from one segment, and the byte range [start, end) they were read from."""
@@ -146,35 +103,48 @@ class Batch:
 class SegmentReader:
     """Reads the complete records of one segment from an offset on; a trailing fragment is left alone.
 
-    The file opens on first use, so every I/O of a reader (open included) can run on one worker thread.
+    Reads are unbuffered (`pread` from the offset each time): a buffered reader would keep the zero bytes it
+    saw past the data and return them again after the writer has filled them in.
     """
 
     def __init__(self, path: Path, offset: int) -> None:
         self._path = path
-        self._file: BinaryIO | None = None
+        self._fd: int | None = None
         self.offset = offset
         self.bad_lines = 0
 
-    def _handle(self) -> BinaryIO:
-        if self._file is None:
-            self._file = self._path.open("rb")
-            self._file.seek(self.offset)
-        return self._file
+    def _handle(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        return self._fd
 
     def fill(self, batch: Batch, limit: int, end: int | None = None) -> bool:
         """Add finish rows to `batch` until it holds `limit` rows or `end` is reached; True at the last line."""
-        handle = self._handle()
+        chunk = _READ_CHUNK
         while len(batch.rows) < limit and (end is None or self.offset < end):
-            line = handle.readline()
-            if not line.endswith(b"\n"):
-                handle.seek(self.offset)
-                return True
+            data = os.pread(self._handle(), chunk, self.offset)
+            written = data.find(b"\0")  # the data ends at the first zero byte (the live segment's unwritten part)
+            complete = data.rfind(b"\n", 0, written if written >= 0 else len(data)) + 1
+            if not complete:
+                if len(data) < chunk or written >= 0:
+                    return True
+                chunk *= 2  # one line longer than a chunk
+                continue
+            self._take(data[:complete], batch, limit, end)
+        return False
+
+    def _take(self, data: bytes, batch: Batch, limit: int, end: int | None) -> None:
+        start = 0
+        while start < len(data):
+            if len(batch.rows) >= limit or (end is not None and self.offset >= end):
+                return
+            stop = data.index(b"\n", start) + 1
+            line, start = data[start:stop], stop
             self.offset += len(line)
             batch.end = self.offset
             row = self._finish_row(line)
             if row is not None:
                 batch.rows.append(row)
-        return False
 
     def _finish_row(self, line: bytes) -> bytes | None:
         # Start records are skipped unparsed: ingest needs only the finished rows, and those are cut out of
@@ -190,13 +160,13 @@ class SegmentReader:
 
     def size(self) -> int:
         """The segment file's current size."""
-        return os.fstat(self._handle().fileno()).st_size
+        return os.fstat(self._handle()).st_size
 
     def close(self) -> None:
         """Close the file if it was opened."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _parse(line: bytes) -> tuple[str | None, dict[str, Any]]:
@@ -222,11 +192,23 @@ def records(path: Path) -> Iterator[tuple[str, dict[str, Any], int]]:
                 yield kind, row, offset
 
 
+def data_end(handle: BinaryIO) -> int:
+    """Where a segment's data ends: at its first zero byte (a mapped writer's unwritten or torn part), or EOF."""
+    handle.seek(0)
+    position = 0
+    while chunk := handle.read(_TAIL_CHUNK):
+        zero = chunk.find(b"\0")
+        if zero >= 0:
+            return position + zero
+        position += len(chunk)
+    return position
+
+
 def trim_torn_tail(path: Path) -> int:
     """Cut a segment back to its last complete line (only for a segment no process writes); its new size."""
     with path.open("r+b") as handle:
-        end = handle.seek(0, os.SEEK_END)
-        position = end
+        size = handle.seek(0, os.SEEK_END)
+        position = data_end(handle)
         while position > 0:
             start = max(0, position - _TAIL_CHUNK)
             handle.seek(start)
@@ -235,7 +217,7 @@ def trim_torn_tail(path: Path) -> int:
                 position = start + newline + 1
                 break
             position = start
-        if position != end:
+        if position != size:
             handle.truncate(position)
         return position
 

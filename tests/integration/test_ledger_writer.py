@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -213,20 +212,19 @@ async def test_unwritable_spill_dir_refuses_calls(settings: Settings, clickhouse
 
 
 async def test_failed_write_refuses_calls_then_heals(settings: Settings, clickhouse_store: ClickHouseStore) -> None:
-    settings = tuned(settings)
+    settings = tuned(settings, ledger_segment_bytes=1)  # every append past the first needs a new segment
     writer = LedgerWriter(settings, clickhouse_store, CollectorRegistry())
     await writer.start()
     writer.begin(start_row(1))
-    segment = writer._journal.segment
-    assert segment is not None
-    readonly = os.open(segment.path, os.O_RDONLY)
-    os.dup2(readonly, segment.fd)  # the disk "fails": every write to the active segment now errors
-    os.close(readonly)
+    directory = writer._journal.directory
+    assert directory is not None
+    directory.rename(directory.with_name("moved"))  # the disk "fails": no new segment can be created
     writer.finish(finish_row(1))  # never raises: kept in memory
     assert not writer.healthy
     with pytest.raises(ServiceUnavailable) as refused:
         writer.begin(start_row(2))
     assert refused.value.code == "logging_unavailable"
+    directory.with_name("moved").rename(directory)
     for _ in range(200):
         if writer.healthy:
             break

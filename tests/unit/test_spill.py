@@ -16,12 +16,12 @@ from gateway.ledger.instance import create_instance, other_instances, remove_ins
 from gateway.ledger.journal import Journal
 from gateway.ledger.metrics import Backlog, LedgerMetrics
 from gateway.ledger.replay import close_unfinished, scan_instance
+from gateway.ledger.segment import HEADROOM, Segment
 from gateway.ledger.spill import (
     FINISH,
     START,
     AckState,
     Batch,
-    Segment,
     SegmentReader,
     ack_path,
     append_ack,
@@ -45,21 +45,21 @@ def finish(i: int) -> dict[str, Any]:
 
 
 def test_records_round_trip(tmp_path: Path) -> None:
-    segment = Segment.create(tmp_path, 1, b"")
+    segment = Segment.create(tmp_path, 1, b"", 4096)
+    assert segment.path.stat().st_size == 4096 + HEADROOM  # reserved ahead, so a full disk fails here
     segment.append(encode(START, start(1)))
     segment.append(encode(FINISH, finish(1)))
-    os.close(segment.fd)
+    os.close(segment.seal())
     assert segment.path.name == "000000000001.seg"
-    assert segment.size == segment.path.stat().st_size
+    assert segment.size == segment.path.stat().st_size  # sealed: cut to its data
     assert [(kind, row["request_id"]) for kind, row, _ in records(segment.path)] == [("s", "req-1"), ("f", "req-1")]
 
 
 def test_reader_batches_finish_rows_only(tmp_path: Path) -> None:
-    segment = Segment.create(tmp_path, 1, b"")
+    segment = Segment.create(tmp_path, 1, b"", 4096)
     for i in range(5):
         segment.append(encode(START, start(i)) + encode(FINISH, finish(i)))
-    os.close(segment.fd)
-    reader = SegmentReader(segment.path, 0)
+    reader = SegmentReader(segment.path, 0)  # the segment is still live: its reserved tail is zeros
     first = Batch(0, 0)
     assert reader.fill(first, 3) is False
     second = Batch(reader.offset, reader.offset)
@@ -68,6 +68,37 @@ def test_reader_batches_finish_rows_only(tmp_path: Path) -> None:
     assert [orjson.loads(r)["request_id"] for r in first.rows] == ["req-0", "req-1", "req-2"]
     assert [orjson.loads(r)["request_id"] for r in second.rows] == ["req-3", "req-4"]
     assert second.start == first.end and second.end == segment.size
+    os.close(segment.seal())
+
+
+def test_reader_follows_a_live_segment_past_where_it_caught_up(tmp_path: Path) -> None:
+    segment = Segment.create(tmp_path, 1, encode(START, start(0)), 4096)
+    reader = SegmentReader(segment.path, 0)
+    batch = Batch(0, 0)
+    assert reader.fill(batch, 100) is True and not batch.rows and reader.offset == segment.size
+    segment.append(encode(FINISH, finish(0)))
+    segment.append(encode(START, start(1)) + encode(FINISH, finish(1)))
+    assert reader.fill(batch, 100) is True  # read again, not served from what it saw before
+    assert [orjson.loads(r)["request_id"] for r in batch.rows] == ["req-0", "req-1"]
+    assert batch.end == reader.offset == segment.size
+    reader.close()
+    os.close(segment.seal())
+
+
+def test_a_copy_in_progress_is_not_read_until_it_is_whole(tmp_path: Path) -> None:
+    path = tmp_path / "000000000001.seg"
+    whole, copying = encode(FINISH, finish(1)), encode(FINISH, finish(2))
+    # A copy may make its last bytes (the newline) visible before the middle ones: a zero hole.
+    path.write_bytes(whole + copying[:10] + bytes(20) + copying[30:] + bytes(4096))
+    reader = SegmentReader(path, 0)
+    batch = Batch(0, 0)
+    assert reader.fill(batch, 100) is True and reader.offset == len(whole)
+    with path.open("r+b") as handle:
+        handle.seek(len(whole) + 10)
+        handle.write(copying[10:30])
+    assert reader.fill(batch, 100) is True
+    reader.close()
+    assert [orjson.loads(r)["request_id"] for r in batch.rows] == ["req-1", "req-2"]
 
 
 def test_torn_last_line_is_left_until_complete(tmp_path: Path) -> None:
@@ -104,6 +135,8 @@ def test_trim_torn_tail(tmp_path: Path) -> None:
     assert trim_torn_tail(path) == len(whole)
     assert path.read_bytes() == whole
     assert trim_torn_tail(path) == len(whole)
+    path.write_bytes(whole + b'{"t":"f","r":{"requ' + bytes(200_000))  # a killed writer's reserved tail
+    assert trim_torn_tail(path) == len(whole) and path.read_bytes() == whole
 
 
 def test_ack_log_states(tmp_path: Path) -> None:
@@ -149,7 +182,7 @@ def test_rotation_carries_forward_calls_in_flight(tmp_path: Path) -> None:
         [("s", "req-0"), ("s", "req-2"), ("s", "req-3")],
     ]
     assert set(journal.in_flight) == {"req-0", "req-2", "req-3"}
-    assert journal.position() == (4, segment_path(directory, 4).stat().st_size)
+    assert journal.position() == (4, len(segment_path(directory, 4).read_bytes().rstrip(b"\0")))
 
 
 def test_rotation_stays_amortised_when_calls_in_flight_outgrow_a_segment(tmp_path: Path) -> None:
@@ -161,12 +194,10 @@ def test_rotation_stays_amortised_when_calls_in_flight_outgrow_a_segment(tmp_pat
 
 
 def test_failed_append_keeps_row_for_retry(tmp_path: Path) -> None:
-    journal = journal_for(tmp_path, 1 << 20)
+    journal = journal_for(tmp_path, 1)  # the next append needs a new segment
     journal.start_call(start(1))
-    assert journal.segment is not None
-    readonly = os.open(journal.segment.path, os.O_RDONLY)
-    os.dup2(readonly, journal.segment.fd)
-    os.close(readonly)
+    assert journal.directory is not None
+    journal.directory.rename(tmp_path / "moved")  # and it cannot be created
     journal.finish_call(finish(1))
     assert journal.broken and not journal.ok
     assert [request_id for request_id, _ in journal.retry] == ["req-1"]
