@@ -52,9 +52,10 @@ class Journal:
 
     def __init__(
         self, settings: Settings, instance: str, metrics: LedgerMetrics, backlog: Backlog, waker: Waker,
-        clock: Callable[[], float],
+        clock: Callable[[], float], synced_elsewhere: Callable[[], bool] = lambda: False,
     ) -> None:
         self._settings = settings
+        self._synced_elsewhere = synced_elsewhere  # the ingest process does group commit (syncer.py)
         self.instance = instance
         self._metrics, self._backlog, self._waker, self._clock = metrics, backlog, waker, clock
         self.directory: Path | None = None
@@ -211,10 +212,14 @@ class Journal:
         return 0.0
 
     async def _sync(self) -> None:
-        active = self.segment.fd if self.segment is not None else None
         retired, self._retired = self._retired, []
         directory = self.directory if self._new_entries else None
         self._new_entries = False
+        if self._synced_elsewhere():
+            for fd in retired:  # sealed: the ingest process fsyncs them by name
+                os.close(fd)
+            return
+        active = self.segment.fd if self.segment is not None else None
         loop = asyncio.get_running_loop()
         errors = await loop.run_in_executor(self._executor, sync_files, active, retired, directory)
         for exc in errors:

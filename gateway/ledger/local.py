@@ -32,6 +32,7 @@ class LocalIngest(IngestTask):
         self._waker = waker
         self.recovered = False
         self.store_ready = True  # the sink is this process's own
+        self.syncing = False  # the writer's own group commit does it
         self.ingested = (0, 0)  # own (segment, offset) before which every finish record is acknowledged
 
     def start(self) -> None:

@@ -4,7 +4,8 @@ Started by the gateway (remote.py) as `python -m gateway.ledger.sidecar INSTANCE
 line, then control lines; end of input means stop. Its output carries reports only, one JSON object per line:
 deltas of the backlog (`rows`, `bytes`, `disk`) and of the counters (`written`, `errors`, `spill_errors`,
 `rejected`), the age mark `oldest_us`, `at` ([segment, offset] of the gateway's own spill acknowledged so far),
-and the flags `store` (ClickHouse is open) and `recovered` (dead writers' spills are replayed).
+and the flags `store` (ClickHouse is open), `recovered` (dead writers' spills are replayed) and `syncing` (it
+fsyncs the gateway's segments: group commit, see syncer.py).
 Logs go to stderr, which it shares with the gateway.
 """
 
@@ -30,6 +31,7 @@ from gateway.ledger.ingest import Ingestor, Waker
 from gateway.ledger.metrics import Backlog, LedgerMetrics
 from gateway.ledger.replay import recover_instances
 from gateway.ledger.spill import segment_numbers, segment_path
+from gateway.ledger.syncer import SpillSyncer
 
 log = logging.getLogger("netra.ledger")
 POLL = 0.05  # how often the child looks for new rows (nobody tells it about appends)
@@ -50,8 +52,9 @@ class Reporter:
         self.at = (0, 0)
         self.recovered = False
         self.store_open = False
+        self.syncing = False
         self._sent_at: tuple[int, int] | None = None
-        self._sent_flags: tuple[bool, bool] = (False, False)
+        self._sent_flags: tuple[bool, bool, bool] = (False, False, False)
 
     def _counts(self) -> dict[str, int]:
         b = self._backlog
@@ -71,9 +74,9 @@ class Reporter:
         message: dict[str, Any] = {k: v - self._sent[k] for k, v in now.items() if v != self._sent[k]}
         if self.at != self._sent_at:
             message["at"] = list(self.at)
-        flags = (self.store_open, self.recovered)
+        flags = (self.store_open, self.recovered, self.syncing)
         if flags != self._sent_flags:
-            message["store"], message["recovered"] = flags
+            message["store"], message["recovered"], message["syncing"] = flags
         if not message:
             return
         message["oldest_us"] = self._backlog.oldest_us
@@ -106,6 +109,17 @@ class IngestChild:
         self._live = 0  # the segment the gateway appends to; 0 until it says (then every segment counts as live)
         self._store: ClickHouseStore | None = None
         self._ingestor: Ingestor | None = None
+        directory = settings.spill_dir / instance
+        self.syncer = SpillSyncer(directory, lambda: self._live, settings.ledger_commit_interval)
+
+    async def sync(self) -> None:
+        """Group commit for the gateway, from the start (the store may not be open yet: rows wait on disk)."""
+        await self.syncer.run(self._synced)
+
+    def _synced(self, failed: int) -> None:
+        self.reporter.syncing = True  # after a whole round: from now on the gateway need not fsync
+        if failed:
+            self._metrics.spill_errors.inc(failed)
 
     def control(self, message: dict[str, Any]) -> None:
         """Apply one control line from the gateway."""
@@ -160,6 +174,8 @@ class IngestChild:
             await self._ingestor.close()
         if self._store is not None:
             await asyncio.to_thread(self._store.close)
+        await asyncio.to_thread(self.syncer.close)
+        self.reporter.syncing = False
         self.reporter.emit()
 
 
@@ -183,7 +199,7 @@ async def serve(instance: str, fd: int) -> None:
     settings = Settings.model_validate(orjson.loads(await control.readline()))
     configure_logging(settings.log_level)
     child = IngestChild(settings, instance, fd)
-    tasks = [asyncio.create_task(child.run(), name="ingest"), asyncio.create_task(child.reporter.run())]
+    tasks = [asyncio.create_task(coro) for coro in (child.run(), child.reporter.run(), child.sync())]
     while line := await control.readline():
         child.control(orjson.loads(line))
     for task in tasks:

@@ -46,7 +46,9 @@ class LedgerWriter:
         self._backlog = Backlog(mark=clock())
         self.metrics = LedgerMetrics(registry, self._backlog, clock)
         self._waker = Waker()
-        self._journal = Journal(settings, self.instance, self.metrics, self._backlog, self._waker, clock)
+        self._journal = Journal(
+            settings, self.instance, self.metrics, self._backlog, self._waker, clock, self._synced_elsewhere
+        )
         self._ingest: IngestRunner
         if sink is None:
             live = self._live_segment
@@ -79,6 +81,9 @@ class LedgerWriter:
             self._journal.failed(exc)
         self._journal.start_commits()
         self._ingest.start()
+
+    def _synced_elsewhere(self) -> bool:
+        return self._ingest.syncing
 
     def _live_segment(self) -> int:
         return self._journal.position()[0]

@@ -32,6 +32,7 @@ from gateway.ledger.spill import (
     segment_path,
     trim_torn_tail,
 )
+from gateway.ledger.syncer import SpillSyncer
 
 T0 = 1_700_000_000_000_000
 
@@ -242,3 +243,20 @@ def test_spilled_finish_rows_are_insert_ready(tmp_path: Path) -> None:
     (line,) = batch.rows
     assert orjson.loads(line) == {"request_id": "r", "received_at": "1795685727.000001",
                                   "finished_at": "1795685727.123456"}
+
+
+def test_the_syncer_follows_the_segments_until_the_gateway_moves_past_them(tmp_path: Path) -> None:
+    directory = tmp_path / "instance"
+    syncer = SpillSyncer(directory, lambda: 0, 0.01)
+    assert syncer.sync(0) == 0 and syncer.tracked == []  # the gateway has not created its directory yet
+    directory.mkdir()
+    first = Segment.create(directory, 1, b"", 4096)
+    first.append(encode(START, start(1)))
+    assert syncer.sync(1) == 0 and syncer.tracked == [1]
+    second = Segment.create(directory, 2, b"", 4096)
+    os.close(first.seal())
+    assert syncer.sync(2) == 0 and syncer.tracked == [2]  # segment 1 got its last fsync, after it was sealed
+    segment_path(directory, 2).unlink()  # ingested and deleted
+    assert syncer.sync(2) == 0 and syncer.tracked == []
+    syncer.close()
+    os.close(second.seal())
