@@ -20,6 +20,17 @@ from pathlib import Path
 from gateway.ledger.spill import fsync_dir, segment_numbers, segment_path
 
 log = logging.getLogger("netra.ledger")
+_LIST_EVERY = 100  # rounds between directory listings while the live segment stays the same
+_SCAN = 256 * 1024
+
+
+def _fsync(fd: int) -> int:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        log.error("ledger spill fsync failed: %s", exc)
+        return 1
+    return 0
 
 
 class SpillSyncer:
@@ -30,6 +41,10 @@ class SpillSyncer:
         self._live = live
         self._interval = interval
         self._fds: dict[int, int] = {}
+        self._ends: dict[int, int] = {}  # where each segment's data ended at its last fsync
+        self._present: list[int] = []
+        self._listed_live = -1
+        self._rounds = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sync")
 
     @property
@@ -38,24 +53,39 @@ class SpillSyncer:
         return sorted(self._fds)
 
     def sync(self, live: int) -> int:
-        """fsync every segment the gateway may still have unsynced data in; the errors met (blocking).
+        """fsync every segment the gateway appended to since the last call; the errors met (blocking).
 
         A segment below `live` was sealed before the gateway moved on, so its fsync here is its last one.
         """
-        try:
-            present = segment_numbers(self._directory)
-        except FileNotFoundError:
-            present = []  # not created yet, or removed at a clean stop
-        errors = self._open(present)
+        if live != self._listed_live or not self._fds or self._rounds % _LIST_EVERY == 0:
+            self._listed_live, self._present = live, self._list()
+        self._rounds += 1
+        errors = self._open(self._present)
         for number, fd in list(self._fds.items()):
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                errors += 1
-                log.error("ledger spill fsync failed: %s", exc)
-            if number not in present or (live and number < live):
+            sealed = number not in self._present or bool(live and number < live)
+            if sealed or self._grew(number, fd):
+                errors += _fsync(fd)
+            if sealed:
                 os.close(self._fds.pop(number))
+                self._ends.pop(number, None)
         return errors
+
+    def _list(self) -> list[int]:
+        try:
+            return segment_numbers(self._directory)
+        except FileNotFoundError:
+            return []  # not created yet, or removed at a clean stop
+
+    def _grew(self, number: int, fd: int) -> bool:
+        # The data ends at the first zero byte: read on from where it ended last time (usually one read).
+        start = end = self._ends.get(number, 0)
+        while chunk := os.pread(fd, _SCAN, end):
+            zero = chunk.find(b"\0")
+            end += zero if zero >= 0 else len(chunk)
+            if zero >= 0:
+                break
+        self._ends[number] = end
+        return end > start
 
     def _open(self, present: list[int]) -> int:
         new = [number for number in present if number not in self._fds]

@@ -256,7 +256,10 @@ def test_the_syncer_follows_the_segments_until_the_gateway_moves_past_them(tmp_p
     second = Segment.create(directory, 2, b"", 4096)
     os.close(first.seal())
     assert syncer.sync(2) == 0 and syncer.tracked == [2]  # segment 1 got its last fsync, after it was sealed
+    assert syncer.sync(2) == 0 and syncer.tracked == [2]  # nothing new: no fsync, still followed
     segment_path(directory, 2).unlink()  # ingested and deleted
-    assert syncer.sync(2) == 0 and syncer.tracked == []
-    syncer.close()
+    third = Segment.create(directory, 3, b"", 4096)
     os.close(second.seal())
+    assert syncer.sync(3) == 0 and syncer.tracked == [3]
+    syncer.close()
+    os.close(third.seal())
