@@ -23,8 +23,6 @@ from gateway.ledger.spill import segment_number, segment_path
 
 _CREATE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 HEADROOM = 1 << 20  # room past the rotation threshold for the records appended before the check rotates
-SPARE_NAME = "spare"  # a zero-filled segment-to-be the ingest process prepares (not a *.seg: readers skip it)
-_ZEROS = bytes(1 << 20)
 
 
 def _reserve(fd: int, size: int) -> None:
@@ -32,37 +30,6 @@ def _reserve(fd: int, size: int) -> None:
         os.posix_fallocate(fd, 0, size)
     else:  # no fallocate on this platform: a sparse file (a full disk would then fault the copy)
         os.ftruncate(fd, size)
-
-
-def prepare_spare(directory: Path, size: int) -> bool:
-    """Write a zero-filled, flushed file for the writer to take at its next rotation; whether one was made (blocking).
-
-    Its blocks are then allocated and written, so the flushes that follow the writer's copies are data-only: no
-    journal commit for extents turning from reserved to written, which otherwise the writer's page faults wait on.
-    """
-    spare, staging = directory / SPARE_NAME, directory / f".{SPARE_NAME}.tmp"
-    if spare.exists() or not directory.is_dir():
-        return False
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        for start in range(0, size, len(_ZEROS)):
-            os.pwrite(fd, _ZEROS[: min(len(_ZEROS), size - start)], start)
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    os.rename(staging, spare)  # whole or not at all: the writer only ever sees a finished spare
-    return True
-
-
-def _take_spare(directory: Path, path: Path) -> int | None:
-    # link, not rename: like O_EXCL, it never replaces a segment that already has this number.
-    spare = directory / SPARE_NAME
-    try:
-        os.link(spare, path)
-    except FileNotFoundError:
-        return None
-    os.unlink(spare)
-    return os.open(path, os.O_RDWR | os.O_CLOEXEC)
 
 
 class Segment:
@@ -82,18 +49,14 @@ class Segment:
         """A new segment holding `initial` (the start records carried forward), with room to reach `limit`."""
         path = segment_path(directory, number)
         capacity = max(limit, 2 * len(initial)) + HEADROOM + needed
-        fd = _take_spare(directory, path)
+        fd = os.open(path, _CREATE_FLAGS, 0o600)
         try:
-            if fd is None:
-                fd = os.open(path, _CREATE_FLAGS, 0o600)
-            if os.fstat(fd).st_size < capacity:
-                _reserve(fd, capacity)
+            _reserve(fd, capacity)
             segment = cls(path, fd, capacity)
         except (OSError, ValueError):
             # A segment that could not be reserved must not survive: readers would take it for a live one.
-            if fd is not None:
-                os.close(fd)
-                path.unlink(missing_ok=True)
+            os.close(fd)
+            path.unlink(missing_ok=True)
             raise
         segment.append(initial)
         segment.carried = len(initial)

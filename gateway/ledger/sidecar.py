@@ -30,7 +30,6 @@ from core.settings import Settings
 from gateway.ledger.ingest import Ingestor, Waker
 from gateway.ledger.metrics import Backlog, LedgerMetrics
 from gateway.ledger.replay import recover_instances
-from gateway.ledger.segment import HEADROOM, prepare_spare
 from gateway.ledger.spill import segment_numbers, segment_path
 from gateway.ledger.syncer import SpillSyncer
 
@@ -117,19 +116,6 @@ class IngestChild:
         """Group commit for the gateway, from the start (the store may not be open yet: rows wait on disk)."""
         await self.syncer.run(self._synced)
 
-    async def prepare_spares(self) -> None:
-        """Keep a zero-filled spare segment ready for the gateway's next rotation (segment.py says why)."""
-        directory = self._settings.spill_dir / self._instance
-        size = self._settings.ledger_segment_bytes + HEADROOM
-        while True:
-            delay = POLL
-            try:
-                await asyncio.to_thread(prepare_spare, directory, size)
-            except OSError as exc:  # a full disk: the gateway reserves its own segment instead
-                log.warning("ledger spare segment not prepared: %s", exc)
-                delay = _OPEN_MAX
-            await asyncio.sleep(delay)
-
     def _synced(self, failed: int) -> None:
         self.reporter.syncing = True  # after a whole round: from now on the gateway need not fsync
         if failed:
@@ -213,8 +199,7 @@ async def serve(instance: str, fd: int) -> None:
     settings = Settings.model_validate(orjson.loads(await control.readline()))
     configure_logging(settings.log_level)
     child = IngestChild(settings, instance, fd)
-    work = (child.run(), child.reporter.run(), child.sync(), child.prepare_spares())
-    tasks = [asyncio.create_task(coro) for coro in work]
+    tasks = [asyncio.create_task(coro) for coro in (child.run(), child.reporter.run(), child.sync())]
     while line := await control.readline():
         child.control(orjson.loads(line))
     for task in tasks:

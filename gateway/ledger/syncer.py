@@ -24,9 +24,9 @@ _LIST_EVERY = 100  # rounds between directory listings while the live segment st
 _SCAN = 256 * 1024
 
 
-def _fsync(fd: int, flush: Callable[[int], None] = os.fsync) -> int:
+def _fsync(fd: int) -> int:
     try:
-        flush(fd)
+        os.fsync(fd)
     except OSError as exc:
         log.error("ledger spill fsync failed: %s", exc)
         return 1
@@ -63,10 +63,8 @@ class SpillSyncer:
         errors = self._open(self._present)
         for number, fd in list(self._fds.items()):
             sealed = number not in self._present or bool(live and number < live)
-            if sealed:
-                errors += _fsync(fd)  # its last one, after the writer cut it to its data
-            elif self._grew(number, fd):
-                errors += _fsync(fd, os.fdatasync)  # the data, and whatever metadata reading it back needs
+            if sealed or self._grew(number, fd):
+                errors += _fsync(fd)
             if sealed:
                 os.close(self._fds.pop(number))
                 self._ends.pop(number, None)

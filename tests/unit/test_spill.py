@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from prometheus_client import CollectorRegistry
 
 from core.callrow import micros
@@ -17,7 +16,7 @@ from gateway.ledger.instance import create_instance, other_instances, remove_ins
 from gateway.ledger.journal import Journal
 from gateway.ledger.metrics import Backlog, LedgerMetrics
 from gateway.ledger.replay import close_unfinished, scan_instance
-from gateway.ledger.segment import HEADROOM, SPARE_NAME, Segment, prepare_spare
+from gateway.ledger.segment import HEADROOM, Segment
 from gateway.ledger.spill import (
     FINISH,
     START,
@@ -264,25 +263,3 @@ def test_the_syncer_follows_the_segments_until_the_gateway_moves_past_them(tmp_p
     assert syncer.sync(3) == 0 and syncer.tracked == [3]
     syncer.close()
     os.close(third.seal())
-
-
-def test_a_prepared_spare_becomes_the_next_segment(tmp_path: Path) -> None:
-    assert prepare_spare(tmp_path, 8192) is True
-    assert prepare_spare(tmp_path, 8192) is False  # one is waiting already: never overwritten
-    spare = tmp_path / SPARE_NAME
-    assert spare.read_bytes() == bytes(8192)
-    segment = Segment.create(tmp_path, 1, encode(START, start(1)), 4096)  # needs 4096 + HEADROOM: extended
-    assert not spare.exists() and segment.path.stat().st_size == 4096 + HEADROOM
-    segment.append(encode(FINISH, finish(1)))
-    os.close(segment.seal())
-    assert [kind for kind, _, _ in records(segment.path)] == ["s", "f"]
-    assert segment_numbers(tmp_path) == [1]  # the spare was never a segment to readers
-
-
-def test_a_spare_never_replaces_an_existing_segment(tmp_path: Path) -> None:
-    existing = Segment.create(tmp_path, 1, encode(START, start(1)), 4096)
-    prepare_spare(tmp_path, 8192)
-    with pytest.raises(FileExistsError):
-        Segment.create(tmp_path, 1, b"", 4096)
-    os.close(existing.seal())
-    assert [row["request_id"] for _, row, _ in records(existing.path)] == ["req-1"]
