@@ -42,6 +42,7 @@ class SpillSyncer:
         self._interval = interval
         self._fds: dict[int, int] = {}
         self._ends: dict[int, int] = {}  # where each segment's data ended at its last fsync
+        self._done: set[int] = set()  # sealed and given their last fsync: never reopened
         self._present: list[int] = []
         self._listed_live = -1
         self._rounds = 0
@@ -59,6 +60,7 @@ class SpillSyncer:
         """
         if live != self._listed_live or not self._fds or self._rounds % _LIST_EVERY == 0:
             self._listed_live, self._present = live, self._list()
+            self._done.intersection_update(self._present)
         self._rounds += 1
         errors = self._open(self._present)
         for number, fd in list(self._fds.items()):
@@ -68,6 +70,7 @@ class SpillSyncer:
             if sealed:
                 os.close(self._fds.pop(number))
                 self._ends.pop(number, None)
+                self._done.add(number)
         return errors
 
     def _list(self) -> list[int]:
@@ -88,7 +91,7 @@ class SpillSyncer:
         return end > start
 
     def _open(self, present: list[int]) -> int:
-        new = [number for number in present if number not in self._fds]
+        new = [number for number in present if number not in self._fds and number not in self._done]
         for number in new:
             try:
                 self._fds[number] = os.open(segment_path(self._directory, number), os.O_RDONLY | os.O_CLOEXEC)
