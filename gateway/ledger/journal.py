@@ -1,9 +1,10 @@
 """The append side of the spill: the writer's active segment, the calls in flight, and group commit.
 
 Appends are copies into the active segment's shared mapping (segment.py): the record is in the page cache when
-the copy returns, so it survives the process being killed; a background task fsyncs at most every commit
-interval (in a thread) for power loss. A segment that cannot be created (disk full) leaves the writer
-unhealthy until a fresh one takes the rows that failed.
+the copy returns, so it survives the process being killed. Against power loss the segments are fsynced every
+commit interval: by the ingest process while one says it is syncing (syncer.py), else by a thread here.
+A segment that cannot be created (disk full) leaves the writer unhealthy until a fresh one takes the rows
+that failed.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class Journal:
         segment = self.segment
         if segment is None or self.broken or self.closed:
             raise OSError("the ledger spill is not writable")
-        if segment.full(self._settings.ledger_segment_bytes) or not segment.fits(len(data)):
+        if segment.full(self._settings.ledger_segment_bytes, len(data)):
             segment = self._rotate(len(data))
         segment.append(data)
         self._backlog.bytes += len(data)

@@ -62,15 +62,12 @@ class Segment:
         segment.carried = len(initial)
         return segment
 
-    def full(self, limit: int) -> bool:
-        """Whether to rotate: past `limit`, and grown by at least what was carried into it."""
+    def full(self, limit: int, length: int) -> bool:
+        """Whether to rotate before appending `length` bytes: past `limit` (and what it carried), or out of room."""
         # The second condition keeps rotation amortised when the calls in flight alone outgrow a segment;
         # otherwise every append would rotate and copy them all again.
-        return self.size >= limit and self.size >= 2 * self.carried
-
-    def fits(self, length: int) -> bool:
-        """Whether `length` more bytes fit in the reserved file."""
-        return self._map is not None and self.size + length <= self.capacity
+        past = self.size >= limit and self.size >= 2 * self.carried
+        return past or self._map is None or self.size + length > self.capacity
 
     def append(self, data: bytes) -> None:
         """Copy one or more whole records to the end of the data (OSError once the segment is sealed or full)."""

@@ -80,7 +80,6 @@ class ShortWrite(OSError):
 
     def __init__(self, written: int, wanted: int) -> None:
         super().__init__(errno.ENOSPC, f"short write to the spill ({written} of {wanted} bytes)")
-        self.written = written
 
 
 def write_all(fd: int, data: bytes) -> int:

@@ -263,3 +263,14 @@ def test_the_syncer_follows_the_segments_until_the_gateway_moves_past_them(tmp_p
     assert syncer.sync(3) == 0 and syncer.tracked == [3]
     syncer.close()
     os.close(third.seal())
+
+
+def test_a_record_bigger_than_the_room_left_moves_to_a_segment_made_for_it(tmp_path: Path) -> None:
+    journal = journal_for(tmp_path, 4096)
+    journal.start_call(start(1))
+    huge = dict(start(2), tags=["x" * (2 * HEADROOM)])  # more than a segment reserves past its limit
+    journal.start_call(huge)
+    assert journal.directory is not None and journal.segment is not None
+    assert journal.segment.number == 2
+    rows = [row for _, row, _ in records(segment_path(journal.directory, 2))]
+    assert [row["request_id"] for row in rows] == ["req-1", "req-2"] and rows[1]["tags"] == huge["tags"]
