@@ -23,29 +23,13 @@ from gateway.ledger.ingest import Waker
 from gateway.ledger.instance import create_instance, remove_instance
 from gateway.ledger.metrics import Backlog, LedgerMetrics
 from gateway.ledger.segment import Segment
-from gateway.ledger.spill import FINISH, START, encode, fsync_dir
+from gateway.ledger.spill import FINISH, START, encode
+from gateway.ledger.stage import make_stage, release_stage, staged
+from gateway.ledger.syncer import SpillSyncer
 
 log = logging.getLogger("netra.ledger")
 MAX_RETRY_ROWS = 10_000  # finished rows held in memory while the spill cannot be written
 _HEAL_FIRST, _HEAL_MAX = 0.05, 1.0
-
-
-def sync_files(active: int | None, retired: list[int], directory: Path | None) -> list[OSError]:
-    """fsync the active segment, fsync and close retired ones, fsync the directory; the errors met."""
-    errors: list[OSError] = []
-    for fd in ([active] if active is not None else []) + retired:
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            errors.append(exc)
-    for fd in retired:
-        os.close(fd)
-    if directory is not None:
-        try:
-            fsync_dir(directory)
-        except OSError as exc:
-            errors.append(exc)
-    return errors
 
 
 class Journal:
@@ -62,6 +46,8 @@ class Journal:
         self.directory: Path | None = None
         self._lock_fd: int | None = None
         self.segment: Segment | None = None
+        self.stage: Path | None = None  # where the live segment is staged in memory (stage.py), if anywhere
+        self._syncer: SpillSyncer | None = None  # group commit while no ingest process does it
         self.numbers: deque[int] = deque()  # own segments on disk, oldest first
         self.in_flight: dict[str, bytes] = {}  # request id -> start record, until its finish is on disk
         self.retry: deque[tuple[str, bytes]] = deque()  # finish records waiting for the spill to work again
@@ -69,7 +55,6 @@ class Journal:
         self.closed = False
         self._next_number = 1
         self._retired: list[int] = []
-        self._new_entries = False
         self._dirty = asyncio.Event()
         self._stopping = False
         self._heal_delay = _HEAL_FIRST
@@ -86,14 +71,21 @@ class Journal:
         return (self.segment.number, self.segment.size) if self.segment is not None else (0, 0)
 
     def live(self, number: int) -> bool:
-        """Whether segment `number` may still be appended to."""
-        return self.segment is not None and self.segment.number == number
+        """Whether segment `number` may still grow on disk (appended to, or its staged copy not all copied)."""
+        return (self.segment is not None and self.segment.number == number) or staged(self.stage, number)
 
     def open(self) -> None:
         """Create and lock the instance directory and its first segment."""
         if self.directory is None:
             self.directory, self._lock_fd = create_instance(self._settings.spill_dir, self.instance)
+            self.stage = make_stage(self._settings.stage_dir, self.instance)
+            interval = self._settings.ledger_commit_interval
+            self._syncer = SpillSyncer(self.directory, self._live_number, interval, self.stage)
         self._rotate()
+
+    def _live_number(self) -> int:
+        # Every segment below it is sealed; once the journal is closed, all of them are.
+        return self.segment.number if self.segment is not None else self._next_number
 
     def start_call(self, row: dict[str, Any]) -> None:
         """Append a start record and remember the call as in flight; raises OSError if it is not on disk."""
@@ -156,14 +148,14 @@ class Journal:
         assert self.directory is not None
         number, self._next_number = self._next_number, self._next_number + 1
         initial = b"".join(self.in_flight.values())
-        segment = Segment.create(self.directory, number, initial, self._settings.ledger_segment_bytes, needed)
+        limit = self._settings.ledger_segment_bytes
+        segment = Segment.create(self.directory, number, initial, limit, needed, self.stage)
         if self.segment is not None:
             self._retired.append(self.segment.seal())
         self.segment = segment
         self.numbers.append(number)
         self._backlog.bytes += segment.size
         self._backlog.disk_bytes += segment.size
-        self._new_entries = True
         self._dirty.set()
         self._waker.poke()
         return segment
@@ -214,18 +206,13 @@ class Journal:
 
     async def _sync(self) -> None:
         retired, self._retired = self._retired, []
-        directory = self.directory if self._new_entries else None
-        self._new_entries = False
-        if self._synced_elsewhere():
-            for fd in retired:  # sealed: the ingest process fsyncs them by name
-                os.close(fd)
+        for fd in retired:  # sealed: the syncer fsyncs them by name
+            os.close(fd)
+        if self._synced_elsewhere() or self._syncer is None:
             return
-        active = self.segment.fd if self.segment is not None else None
         loop = asyncio.get_running_loop()
-        errors = await loop.run_in_executor(self._executor, sync_files, active, retired, directory)
-        for exc in errors:
-            self._metrics.spill_errors.inc()
-            log.error("ledger spill fsync failed: %s", exc)
+        errors = await loop.run_in_executor(self._executor, self._syncer.sync, self._live_number())
+        self._metrics.spill_errors.inc(errors)
 
     def start_commits(self) -> None:
         """Start the group-commit task."""
@@ -239,12 +226,21 @@ class Journal:
         if self._task is not None:
             await self._task
         segment, self.segment = self.segment, None
-        closing = ([segment.seal()] if segment is not None else []) + self._retired
+        for fd in ([segment.seal()] if segment is not None else []) + self._retired:
+            os.close(fd)
         self._retired = []
-        loop = asyncio.get_running_loop()
-        for exc in await loop.run_in_executor(self._executor, sync_files, None, closing, None):
-            log.error("ledger spill fsync failed at close: %s", exc)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._final_sync)
         await asyncio.to_thread(self._executor.shutdown, True)
+
+    def sync_now(self) -> int:
+        """One group-commit round right now: staged data copied to disk and fsynced; the errors (blocking)."""
+        return self._syncer.sync(self._live_number()) if self._syncer is not None else 0
+
+    def _final_sync(self) -> None:
+        if self._syncer is not None:
+            if self.sync_now():  # every segment is sealed now
+                log.error("ledger spill not fully synced at close: the next start-up replays it")
+            self._syncer.close()
 
     async def abandon(self) -> None:
         """Test-only: close every descriptor as a killed process would, without syncing or flushing."""
@@ -255,9 +251,11 @@ class Journal:
         await asyncio.to_thread(self._executor.shutdown, True)
         if self.segment is not None:
             self.segment.unmap()  # as a killed process would leave it: the reserved tail still zero
-            self._retired.append(self.segment.fd)
+            self._retired += [fd for fd in (self.segment.fd, self.segment.staged_fd) if fd is not None]
         for fd in self._retired:
             os.close(fd)
+        if self._syncer is not None:
+            self._syncer.close()
         self.segment, self._retired = None, []
         self.release(remove=False)
 
@@ -265,6 +263,7 @@ class Journal:
         """Release the instance's lock, deleting the directory first if nothing in it is still needed."""
         if remove and self.directory is not None:
             remove_instance(self.directory)
+        release_stage(self.stage)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
-from pathlib import Path
 
+from core.settings import Settings
 from gateway.ledger.base import IngestTask
 from gateway.ledger.ingest import IDLE_POLL, Ingestor, Waker
 from gateway.ledger.journal import Journal
@@ -24,8 +24,10 @@ log = logging.getLogger("netra.ledger")
 class LocalIngest(IngestTask):
     """Follows the journal's segments in this process, after replaying every dead writer's spill."""
 
-    def __init__(self, spill_dir: Path, journal: Journal, ingestor: Ingestor, backlog: Backlog, waker: Waker) -> None:
-        self._spill_dir = spill_dir
+    def __init__(
+        self, settings: Settings, journal: Journal, ingestor: Ingestor, backlog: Backlog, waker: Waker
+    ) -> None:
+        self._spill_dir, self._stage_root = settings.spill_dir, settings.stage_dir
         self._journal = journal
         self._backlog = backlog
         self._ingestor = ingestor
@@ -46,7 +48,7 @@ class LocalIngest(IngestTask):
 
     async def _loop(self) -> None:
         journal = self._journal
-        await recover_instances(self._spill_dir, journal.instance, self._ingestor, self._backlog)
+        await recover_instances(self._spill_dir, self._stage_root, journal.instance, self._ingestor, self._backlog)
         self.recovered = True
         while True:
             numbers = journal.numbers

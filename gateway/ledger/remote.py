@@ -26,6 +26,7 @@ log = logging.getLogger("netra.ledger")
 CHILD_SETTINGS = (
     "data_dir", "clickhouse_url", "clickhouse_database", "log_level", "graceful_shutdown_timeout",
     "ledger_segment_bytes", "ledger_batch_rows", "ledger_flush_interval", "ledger_commit_interval",
+    "ledger_stage", "ledger_stage_dir",
 )
 _LIVE_POLL = 0.05
 _RESTART_FIRST, _RESTART_MAX = 0.5, 10.0

@@ -30,6 +30,7 @@ from gateway.ledger.spill import (
     trim_torn_tail,
     write_all,
 )
+from gateway.ledger.stage import stage_directory, unstage
 
 log = logging.getLogger("netra.ledger")
 _STAMPS = ("received_at", "first_byte_at", "finished_at")
@@ -98,7 +99,9 @@ def close_unfinished(directory: Path) -> Scan:
     return scan
 
 
-async def recover_instances(spill_dir: Path, own: str, ingestor: Ingestor, backlog: Backlog) -> None:
+async def recover_instances(
+    spill_dir: Path, stage_root: Path | None, own: str, ingestor: Ingestor, backlog: Backlog
+) -> None:
     """Replay every dead writer's directory, oldest first; a directory whose lock is held is left alone."""
     await ingestor.io_retry(sweep_staging, spill_dir)
     for directory in await ingestor.io_retry(other_instances, spill_dir, own):
@@ -106,6 +109,7 @@ async def recover_instances(spill_dir: Path, own: str, ingestor: Ingestor, backl
         if fd is None:
             continue
         try:
+            await ingestor.io_retry(unstage, directory, stage_directory(stage_root, directory.name))
             await _recover(directory, ingestor, backlog)
         finally:
             os.close(fd)

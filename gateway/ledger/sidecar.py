@@ -31,6 +31,7 @@ from gateway.ledger.ingest import Ingestor, Waker
 from gateway.ledger.metrics import Backlog, LedgerMetrics
 from gateway.ledger.replay import recover_instances
 from gateway.ledger.spill import segment_numbers, segment_path
+from gateway.ledger.stage import stage_directory, staged
 from gateway.ledger.syncer import SpillSyncer
 
 log = logging.getLogger("netra.ledger")
@@ -110,7 +111,8 @@ class IngestChild:
         self._store: ClickHouseStore | None = None
         self._ingestor: Ingestor | None = None
         directory = settings.spill_dir / instance
-        self.syncer = SpillSyncer(directory, lambda: self._live, settings.ledger_commit_interval)
+        self._stage = stage_directory(settings.stage_dir, instance)
+        self.syncer = SpillSyncer(directory, lambda: self._live, settings.ledger_commit_interval, self._stage)
 
     async def sync(self) -> None:
         """Group commit for the gateway, from the start (the store may not be open yet: rows wait on disk)."""
@@ -137,7 +139,8 @@ class IngestChild:
         ingestor = self._ingestor = Ingestor(
             self._settings, store, self._metrics, self._backlog, self._waker, time.time
         )
-        await recover_instances(self._settings.spill_dir, self._instance, ingestor, self._backlog)
+        settings = self._settings
+        await recover_instances(settings.spill_dir, settings.stage_dir, self._instance, ingestor, self._backlog)
         self.reporter.recovered = True
         await self._follow(ingestor, self._settings.spill_dir / self._instance)
 
@@ -166,7 +169,8 @@ class IngestChild:
             await ingestor.ingest_segment(self._instance, segment_path(directory, number), live, report)
 
     def _is_live(self, number: int) -> bool:
-        return self._live == 0 or number >= self._live
+        # A staged segment is not all on disk until the syncer drops its staged copy.
+        return self._live == 0 or number >= self._live or staged(self._stage, number)
 
     async def close(self) -> None:
         """Stop the threads, close the store, send the last report."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 
@@ -191,23 +191,22 @@ def records(path: Path) -> Iterator[tuple[str, dict[str, Any], int]]:
                 yield kind, row, offset
 
 
-def data_end(handle: BinaryIO) -> int:
+def data_end(fd: int, start: int = 0) -> int:
     """Where a segment's data ends: at its first zero byte (a mapped writer's unwritten or torn part), or EOF."""
-    handle.seek(0)
-    position = 0
-    while chunk := handle.read(_TAIL_CHUNK):
+    end = start
+    while chunk := os.pread(fd, _READ_CHUNK, end):
         zero = chunk.find(b"\0")
+        end += zero if zero >= 0 else len(chunk)
         if zero >= 0:
-            return position + zero
-        position += len(chunk)
-    return position
+            break
+    return end
 
 
 def trim_torn_tail(path: Path) -> int:
     """Cut a segment back to its last complete line (only for a segment no process writes); its new size."""
     with path.open("r+b") as handle:
         size = handle.seek(0, os.SEEK_END)
-        position = data_end(handle)
+        position = data_end(handle.fileno())
         while position > 0:
             start = max(0, position - _TAIL_CHUNK)
             handle.seek(start)

@@ -1,11 +1,11 @@
-"""Group commit from the ingest process: fsync the gateway's segments so the gateway's own core does not.
+"""Group commit from the ingest process: copy staged data to disk and fsync the gateway's segments there.
 
-An fsync can be called on any descriptor of a file, from any process, and flushes every page of it, including
-those the gateway copied in through its mapping. In the gateway each one meant a thread waking up, the GIL
-changing hands and the kernel's flush path running on the core that serves requests, a hundred times a
-second; here it costs that core nothing. While no ingest process says it is syncing (it is starting, or
-died), the gateway fsyncs itself (journal.py), so the promise holds throughout: what was appended is on
-stable storage within about one commit interval.
+An fsync can be called on any descriptor of a file, from any process. In the gateway each one meant a thread
+waking up, the GIL changing hands and the kernel's flush path running on the core that serves requests, a
+hundred times a second; here it costs that core nothing. A staged segment (stage.py) is copied from shared
+memory into its disk file first, so writeback never touches the pages the gateway maps. While no ingest
+process says it is syncing (it is starting, or died), the gateway runs a syncer of its own (journal.py), so
+the promise holds throughout: what was appended is on stable storage within about one commit interval.
 """
 
 from __future__ import annotations
@@ -17,30 +17,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gateway.ledger.spill import fsync_dir, segment_numbers, segment_path
+from gateway.ledger.spill import data_end, fsync_dir, segment_numbers, segment_path
+from gateway.ledger.stage import copy_staged, drop_staged, open_staged
 
 log = logging.getLogger("netra.ledger")
 _LIST_EVERY = 100  # rounds between directory listings while the live segment stays the same
-_SCAN = 256 * 1024
-
-
-def _fsync(fd: int) -> int:
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        log.error("ledger spill fsync failed: %s", exc)
-        return 1
-    return 0
 
 
 class SpillSyncer:
-    """Keeps a descriptor on each of the gateway's segments and fsyncs them (and their directory) every interval."""
+    """Keeps descriptors on each of the writer's segments; every round copies and fsyncs what grew (blocking)."""
 
-    def __init__(self, directory: Path, live: Callable[[], int], interval: float) -> None:
+    def __init__(self, directory: Path, live: Callable[[], int], interval: float, stage: Path | None = None) -> None:
         self._directory = directory
+        self._stage = stage
         self._live = live
         self._interval = interval
         self._fds: dict[int, int] = {}
+        self._staged: dict[int, int] = {}  # the staged copies of those segments that have one
         self._ends: dict[int, int] = {}  # where each segment's data ended at its last fsync
         self._done: set[int] = set()  # sealed and given their last fsync: never reopened
         self._present: list[int] = []
@@ -54,24 +47,46 @@ class SpillSyncer:
         return sorted(self._fds)
 
     def sync(self, live: int) -> int:
-        """fsync every segment the gateway appended to since the last call; the errors met (blocking).
+        """Copy and fsync every segment appended to since the last call; the errors met (blocking).
 
-        A segment below `live` was sealed before the gateway moved on, so its fsync here is its last one.
+        A segment below `live` was sealed before the writer moved on, so its fsync here is its last one.
         """
         if live != self._listed_live or not self._fds or self._rounds % _LIST_EVERY == 0:
             self._listed_live, self._present = live, self._list()
             self._done.intersection_update(self._present)
         self._rounds += 1
         errors = self._open(self._present)
-        for number, fd in list(self._fds.items()):
+        for number in list(self._fds):
             sealed = number not in self._present or bool(live and number < live)
-            if sealed or self._grew(number, fd):
-                errors += _fsync(fd)
+            try:
+                if self._grew(number) or sealed:
+                    os.fsync(self._fds[number])
+            except OSError as exc:
+                log.error("ledger spill copy or fsync failed: %s", exc)
+                errors += 1
+                continue  # a sealed segment is retried next round: its staged copy stays until it is on disk
             if sealed:
-                os.close(self._fds.pop(number))
-                self._ends.pop(number, None)
-                self._done.add(number)
+                self._retire(number)
         return errors
+
+    def _grew(self, number: int) -> bool:
+        # A segment seen for the first time counts as grown: another syncer may have left it unsynced.
+        fd, start = self._fds[number], self._ends.get(number)
+        first = start is None
+        if start is None:
+            start = data_end(fd)  # what an earlier syncer already copied is on disk: resume past it
+        staged = self._staged.get(number)
+        self._ends[number] = end = data_end(fd, start) if staged is None else copy_staged(staged, fd, start)
+        return first or end > start
+
+    def _retire(self, number: int) -> None:
+        os.close(self._fds.pop(number))
+        self._ends.pop(number, None)
+        staged = self._staged.pop(number, None)
+        if staged is not None and self._stage is not None:
+            os.close(staged)
+            drop_staged(self._stage, number)
+        self._done.add(number)
 
     def _list(self) -> list[int]:
         try:
@@ -79,24 +94,16 @@ class SpillSyncer:
         except FileNotFoundError:
             return []  # not created yet, or removed at a clean stop
 
-    def _grew(self, number: int, fd: int) -> bool:
-        # The data ends at the first zero byte: read on from where it ended last time (usually one read).
-        start = end = self._ends.get(number, 0)
-        while chunk := os.pread(fd, _SCAN, end):
-            zero = chunk.find(b"\0")
-            end += zero if zero >= 0 else len(chunk)
-            if zero >= 0:
-                break
-        self._ends[number] = end
-        return end > start
-
     def _open(self, present: list[int]) -> int:
         new = [number for number in present if number not in self._fds and number not in self._done]
         for number in new:
             try:
-                self._fds[number] = os.open(segment_path(self._directory, number), os.O_RDONLY | os.O_CLOEXEC)
+                self._fds[number] = os.open(segment_path(self._directory, number), os.O_RDWR | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue  # ingested and deleted in between
+            staged = open_staged(self._stage, number)
+            if staged is not None:
+                self._staged[number] = staged
         if not new:
             return 0
         try:
@@ -116,6 +123,7 @@ class SpillSyncer:
     def close(self) -> None:
         """Stop the thread and close every descriptor (blocking)."""
         self._executor.shutdown(wait=True)
-        for fd in self._fds.values():
+        for fd in [*self._fds.values(), *self._staged.values()]:
             os.close(fd)
         self._fds.clear()
+        self._staged.clear()

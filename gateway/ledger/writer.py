@@ -55,7 +55,7 @@ class LedgerWriter:
             self._ingest = RemoteIngest(settings, self.instance, self.metrics, self._backlog, live, clock)
         else:
             ingestor = Ingestor(settings, sink, self.metrics, self._backlog, self._waker, clock)
-            self._ingest = LocalIngest(settings.spill_dir, self._journal, ingestor, self._backlog, self._waker)
+            self._ingest = LocalIngest(settings, self._journal, ingestor, self._backlog, self._waker)
         self._started = False
         self._closing = False
 
