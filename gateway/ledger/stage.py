@@ -27,7 +27,7 @@ from pathlib import Path
 from gateway.ledger.spill import data_end, fsync_dir, segment_numbers, segment_path
 
 log = logging.getLogger("netra.ledger")
-_CHUNK = 256 * 1024
+_CHUNK = 64 * 1024  # a commit interval's appends, many times over: one read per round
 
 
 def stage_directory(stage_root: Path | None, instance: str) -> Path | None:
