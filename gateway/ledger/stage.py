@@ -43,6 +43,7 @@ def make_stage(stage_root: Path | None, instance: str) -> Path | None:
     for _ in range(2):  # another writer may remove the shared root when it empties, just in between
         try:
             stage.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _check_private(stage.parent)
             stage.mkdir(mode=0o700)
             return stage
         except FileNotFoundError:
@@ -51,6 +52,13 @@ def make_stage(stage_root: Path | None, instance: str) -> Path | None:
             log.warning("ledger segments not staged in memory (%s): the gateway maps the disk files", exc)
             return None
     return None
+
+
+def _check_private(directory: Path) -> None:
+    # The root's name is predictable: one made by another user could have our directory swapped under us.
+    info = os.stat(directory)
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise PermissionError(f"{directory} is not a private directory of this user")
 
 
 def release_stage(stage: Path | None) -> None:

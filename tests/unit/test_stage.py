@@ -125,3 +125,17 @@ def test_an_unusable_stage_falls_back_to_mapping_the_disk_file(tmp_path: Path) -
     assert journal.directory is not None and journal.ok
     assert ids(segment_path(journal.directory, 1)) == [("s", "req-1")]  # on disk at once, through the mapping
     journal.release(remove=False)
+
+
+def test_a_stage_root_others_can_write_is_not_used(tmp_path: Path) -> None:
+    root = tmp_path / "stage"
+    root.mkdir()
+    root.chmod(0o777)  # as if another user had made it first, open to all
+    journal = journal_for(tmp_path, root / "netra")
+    assert journal.stage is not None  # a private root of our own under it is fine
+    journal.release(remove=False)
+    (root / "other").mkdir()
+    (root / "other").chmod(0o777)
+    journal = journal_for(tmp_path / "second", root / "other")
+    assert journal.stage is None  # not private: the writer maps its disk files instead
+    journal.release(remove=False)
