@@ -1,8 +1,9 @@
 """The append side of the spill: the writer's active segment, the calls in flight, and group commit.
 
-Appends are copies into the active segment's shared mapping (segment.py): the record is in the page cache when
-the copy returns, so it survives the process being killed. Against power loss the segments are fsynced every
-commit interval: by the ingest process while one says it is syncing (syncer.py), else by a thread here.
+Appends are copies into the active segment's shared mapping (segment.py; staged in shared memory, stage.py): the
+record survives the process being killed as soon as the copy returns. Against power loss the segments are copied
+to disk and fsynced every commit interval: by the ingest process while one says it is syncing (syncer.py), else
+by a syncer run from a thread here.
 A segment that cannot be created (disk full) leaves the writer unhealthy until a fresh one takes the rows
 that failed.
 """

@@ -1,10 +1,10 @@
 """The append side of a segment: a preallocated file mapped into memory, so an append is a copy, not a syscall.
 
-A record copied into the shared mapping is in the page cache as soon as the copy ends, so it survives the
-process being killed exactly as a completed `write` would; fsync (group commit, in a thread) still makes it
-durable against power loss. Two write syscalls per call cost the event loop more than their own
-microseconds on a virtual machine (kernel entry and exit flush the CPU's caches and predictors), which is
-why the hot path does not make them.
+A record copied into the shared mapping is in memory the kernel keeps as soon as the copy ends (the page
+cache, or the staged copy in tmpfs: stage.py), so it survives the process being killed exactly as a completed
+`write` would; group commit (syncer.py) makes it durable against power loss. Two write syscalls per call cost
+the event loop more than their own microseconds on a virtual machine (kernel entry and exit flush the CPU's
+caches and predictors), which is why the hot path does not make them.
 
 The file is reserved in full when it is created (`posix_fallocate`), so a full disk shows up as a failed
 rotation (the writer answers 503 `logging_unavailable`), never as a fault in the middle of a copy. Bytes not

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import socket
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.settings import Settings
 from core.tenants import create_key, create_tenant, set_tenant_status
+from gateway.ledger.ingest import Waker
+from gateway.ledger.journal import Journal
+from gateway.ledger.metrics import Backlog, LedgerMetrics
 
 ENVELOPE_FIELDS = {"message", "type", "param", "code"}
 
@@ -61,3 +67,13 @@ async def tenant_with_key(
         if suspended:
             await set_tenant_status(session, name, "suspended")
     return plaintext
+
+
+def ledger_journal(tmp_path: Path, **settings: Any) -> Journal:
+    """An open spill journal in `tmp_path`, staging under it (not in /dev/shm), with the given settings."""
+    values = {"data_dir": tmp_path, "ledger_stage_dir": tmp_path / "stage", "_env_file": None, **settings}
+    backlog = Backlog()
+    metrics = LedgerMetrics(CollectorRegistry(), backlog, lambda: 0.0)
+    journal = Journal(Settings(**values), "a" * 32, metrics, backlog, Waker(), lambda: 0.0)
+    journal.open()
+    return journal

@@ -7,14 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry
 
 from core.callrow import micros
-from core.settings import Settings
-from gateway.ledger.ingest import Waker
 from gateway.ledger.instance import create_instance, other_instances, remove_instance, try_lock
 from gateway.ledger.journal import Journal
-from gateway.ledger.metrics import Backlog, LedgerMetrics
 from gateway.ledger.replay import close_unfinished, scan_instance
 from gateway.ledger.segment import HEADROOM, Segment
 from gateway.ledger.spill import (
@@ -33,6 +29,7 @@ from gateway.ledger.spill import (
     trim_torn_tail,
 )
 from gateway.ledger.syncer import SpillSyncer
+from tests.unit.helpers import ledger_journal
 
 T0 = 1_700_000_000_000_000
 
@@ -155,14 +152,7 @@ def test_ack_log_states(tmp_path: Path) -> None:
 
 
 def journal_for(tmp_path: Path, segment_bytes: int) -> Journal:
-    settings = Settings(  # type: ignore[call-arg]
-        data_dir=tmp_path, ledger_segment_bytes=segment_bytes, ledger_stage_dir=tmp_path / "stage", _env_file=None
-    )
-    backlog = Backlog()
-    metrics = LedgerMetrics(CollectorRegistry(), backlog, lambda: 0.0)
-    journal = Journal(settings, "a" * 32, metrics, backlog, Waker(), lambda: 0.0)
-    journal.open()
-    return journal
+    return ledger_journal(tmp_path, ledger_segment_bytes=segment_bytes)
 
 
 def test_rotation_carries_forward_calls_in_flight(tmp_path: Path) -> None:

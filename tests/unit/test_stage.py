@@ -5,16 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-
-from core.settings import Settings
-from gateway.ledger.ingest import Waker
 from gateway.ledger.journal import Journal
-from gateway.ledger.metrics import Backlog, LedgerMetrics
 from gateway.ledger.segment import Segment
 from gateway.ledger.spill import FINISH, START, encode, records, segment_path
 from gateway.ledger.stage import staged, unstage
 from gateway.ledger.syncer import SpillSyncer
+from tests.unit.helpers import ledger_journal
 
 T0 = 1_700_000_000_000_000
 
@@ -93,14 +89,7 @@ def test_recovery_copies_what_a_killed_writer_left_staged(tmp_path: Path) -> Non
 
 
 def journal_for(tmp_path: Path, stage_dir: Path) -> Journal:
-    settings = Settings(  # type: ignore[call-arg]
-        data_dir=tmp_path, ledger_stage_dir=stage_dir, ledger_segment_bytes=1, _env_file=None
-    )
-    backlog = Backlog()
-    metrics = LedgerMetrics(CollectorRegistry(), backlog, lambda: 0.0)
-    journal = Journal(settings, "a" * 32, metrics, backlog, Waker(), lambda: 0.0)
-    journal.open()
-    return journal
+    return ledger_journal(tmp_path, ledger_stage_dir=stage_dir, ledger_segment_bytes=1)
 
 
 def test_a_segment_stays_live_for_ingest_until_its_staged_copy_is_on_disk(tmp_path: Path) -> None:
