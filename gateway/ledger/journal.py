@@ -55,7 +55,6 @@ class Journal:
         self.broken = False
         self.closed = False
         self._next_number = 1
-        self._retired: list[int] = []
         self._dirty = asyncio.Event()
         self._stopping = False
         self._heal_delay = _HEAL_FIRST
@@ -152,7 +151,7 @@ class Journal:
         limit = self._settings.ledger_segment_bytes
         segment = Segment.create(self.directory, number, initial, limit, needed, self.stage)
         if self.segment is not None:
-            self._retired.append(self.segment.seal())
+            os.close(self.segment.seal())  # the syncer fsyncs it by name
         self.segment = segment
         self.numbers.append(number)
         self._backlog.bytes += segment.size
@@ -206,9 +205,6 @@ class Journal:
         return 0.0
 
     async def _sync(self) -> None:
-        retired, self._retired = self._retired, []
-        for fd in retired:  # sealed: the syncer fsyncs them by name
-            os.close(fd)
         if self._synced_elsewhere() or self._syncer is None:
             return
         loop = asyncio.get_running_loop()
@@ -227,9 +223,8 @@ class Journal:
         if self._task is not None:
             await self._task
         segment, self.segment = self.segment, None
-        for fd in ([segment.seal()] if segment is not None else []) + self._retired:
-            os.close(fd)
-        self._retired = []
+        if segment is not None:
+            os.close(segment.seal())
         await asyncio.get_running_loop().run_in_executor(self._executor, self._final_sync)
         await asyncio.to_thread(self._executor.shutdown, True)
 
@@ -252,12 +247,12 @@ class Journal:
         await asyncio.to_thread(self._executor.shutdown, True)
         if self.segment is not None:
             self.segment.unmap()  # as a killed process would leave it: the reserved tail still zero
-            self._retired += [fd for fd in (self.segment.fd, self.segment.staged_fd) if fd is not None]
-        for fd in self._retired:
-            os.close(fd)
+            for fd in (self.segment.fd, self.segment.staged_fd):
+                if fd is not None:
+                    os.close(fd)
         if self._syncer is not None:
             self._syncer.close()
-        self.segment, self._retired = None, []
+        self.segment = None
         self.release(remove=False)
 
     def release(self, remove: bool) -> None:

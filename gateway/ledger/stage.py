@@ -69,6 +69,8 @@ def release_stage(stage: Path | None) -> None:
     for directory in (stage, stage.parent) if stage is not None else ():
         try:
             directory.rmdir()
+        except FileNotFoundError:
+            continue  # already gone (recovery raced another remover): the root may still be empty
         except OSError:
             return
 
@@ -117,8 +119,7 @@ def unstage(directory: Path, stage: Path | None) -> None:
             _unstage_one(segment_path(directory, number), segment_path(stage, number))
         segment_path(stage, number).unlink(missing_ok=True)
     fsync_dir(directory)
-    remove_stage(stage)
-    release_stage(stage)  # the shared root, when this was the last writer in it
+    release_stage(stage)  # and the shared root, when this was the last writer in it
 
 
 def _unstage_one(disk: Path, staged_path: Path) -> None:
@@ -133,13 +134,3 @@ def _unstage_one(disk: Path, staged_path: Path) -> None:
         os.fsync(target)
     finally:
         os.close(target)
-
-
-def remove_stage(stage: Path | None) -> None:
-    """Delete an instance's stage directory and whatever is left in it."""
-    if stage is None:
-        return
-    with contextlib.suppress(FileNotFoundError):
-        for path in stage.iterdir():
-            path.unlink(missing_ok=True)
-        stage.rmdir()

@@ -72,7 +72,9 @@ def test_two_syncers_copying_the_same_segment_agree(tmp_path: Path) -> None:
 
 
 def test_recovery_copies_what_a_killed_writer_left_staged(tmp_path: Path) -> None:
-    directory, stage = dirs(tmp_path)
+    directory, root = dirs(tmp_path)
+    stage = root / "dead-writer"
+    stage.mkdir()
     segment = Segment.create(directory, 1, b"", 4096, stage=stage)
     segment.append(encode(START, start(1)) + encode(FINISH, finish(1)))
     syncer = SpillSyncer(directory, lambda: 1, 0.01, stage)
@@ -85,7 +87,7 @@ def test_recovery_copies_what_a_killed_writer_left_staged(tmp_path: Path) -> Non
         os.close(fd)
     unstage(directory, stage)
     assert ids(segment.path) == [("s", "req-1"), ("f", "req-1"), ("s", "req-2")]
-    assert not stage.exists()
+    assert not stage.exists() and not root.exists()  # the shared root too: it was the last writer there
 
 
 def journal_for(tmp_path: Path, stage_dir: Path) -> Journal:
