@@ -1,7 +1,8 @@
 """The analytics store: ClickHouse through clickhouse-connect, embedded chDB by default.
 
 Every call here blocks. Async code goes through `ClickHouseStore.run`, which serialises calls on one
-worker thread (a chDB handle belongs to one process and is not meant to be shared across threads).
+worker thread (a chDB handle belongs to one process and is not meant to be shared across threads). Readiness
+asks `responsive`, which never queues behind a long insert on that thread.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import re
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -102,6 +104,10 @@ class ClickHouseStore:
         self.client = client
         self.embedded = embedded
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        # Calls submitted and not finished: the loop adds, the worker (or a cancellation) removes, hence the lock.
+        self._jobs = 0
+        self._jobs_lock = threading.Lock()
+        self._answered = True  # whether the last finished call reached the store
 
     @classmethod
     def open(cls, settings: Settings) -> ClickHouseStore:
@@ -111,7 +117,38 @@ class ClickHouseStore:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking call on the store's worker thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        with self._jobs_lock:
+            self._jobs += 1
+        future = self._executor.submit(self._call, fn, *args)
+        future.add_done_callback(self._job_done)
+        return await asyncio.wrap_future(future)
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            self._answered = refused_as_data(exc)  # refusing the rows is an answer; anything else may be an outage
+            raise
+        self._answered = True
+        return result
+
+    def _job_done(self, _: object) -> None:
+        with self._jobs_lock:
+            self._jobs -= 1
+
+    async def responsive(self) -> bool:
+        """Whether the store answers: a ping when the worker is idle, else how the last finished call went.
+
+        A ping would queue behind the call in progress (an insert can take seconds); that call is itself
+        contact with the store, and a failure of it or of the calls before it says the store is away.
+        """
+        if self._jobs:
+            return self._answered
+        try:
+            await self.run(self.client.command, "SELECT 1")
+        except (ClickHouseError, OSError, RuntimeError):
+            return False
+        return True
 
     def insert_rows(self, rows: Sequence[bytes | dict[str, Any]], token: str) -> None:
         """Insert ledger rows; a retry with the same token is deduplicated by ClickHouse.

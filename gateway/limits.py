@@ -1,4 +1,13 @@
-"""Per-tenant hourly request limits by tier: shared through Redis when configured, in memory otherwise."""
+"""Per-tenant hourly request limits by tier: shared through Redis when configured, in memory otherwise.
+
+Redis trouble degrades, it does not fail requests. The first failed Redis call (down, or hung until the client's
+socket timeout) starts an outage: Redis is skipped for a pause that doubles on every failed probe up to a cap,
+and one request at a time probes it once a pause is over, so a hung Redis costs one timeout per pause instead of
+one per request. Meanwhile each tenant is counted here, starting from the last count Redis reported for its
+window, so one process never admits more than the limit. With several gateway processes each starts from what
+it last saw: the slack is whatever the others counted after that. When Redis answers again, a tenant's next
+request adds the requests counted locally (INCRBY), so the shared count includes what was admitted meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,8 @@ from redis.exceptions import RedisError
 from core.errors import RateLimited
 
 WINDOW_SECONDS = 3600
+FIRST_PAUSE = 2.0  # seconds Redis is skipped after it first fails
+MAX_PAUSE = 30.0
 log = logging.getLogger("netra.limits")
 
 
@@ -58,6 +69,11 @@ def _result(count: int, limit: int, now: float) -> LimitResult:
 class RateLimiter(Protocol):
     """Counts a request against a tenant's hourly limit."""
 
+    @property
+    def degraded(self) -> str | None:
+        """Why limits are counted less well than configured (None when all is well)."""
+        ...
+
     async def hit(self, tenant_id: str, limit: int) -> LimitResult:
         """Count one request and say whether it is allowed."""
         ...
@@ -70,6 +86,11 @@ class MemoryRateLimiter:
         self.clock = clock
         self._window = -1
         self._counts: dict[str, int] = {}
+
+    @property
+    def degraded(self) -> str | None:
+        """Never: counting in this process is what was configured."""
+        return None
 
     async def hit(self, tenant_id: str, limit: int) -> LimitResult:
         """Count one request in the current window."""
@@ -86,26 +107,111 @@ class MemoryRateLimiter:
         return _result(count, limit, now)
 
 
+class Backoff:
+    """When to try Redis again during an outage: after a pause that doubles up to a cap, one probe at a time."""
+
+    def __init__(self, clock: Callable[[], float], first: float = FIRST_PAUSE, cap: float = MAX_PAUSE) -> None:
+        self.clock, self.first, self.cap = clock, first, cap
+        self.pause = 0.0  # 0 while Redis answers
+        self.retry_at = 0.0
+        self.probing = False
+        self.reason = ""
+
+    @property
+    def down(self) -> bool:
+        """Whether an outage is going on."""
+        return self.pause > 0
+
+    def may_try(self) -> bool:
+        """Whether this request may call Redis (always while it answers; the one probe once a pause is over)."""
+        if not self.down:
+            return True
+        if self.probing or self.clock() < self.retry_at:
+            return False
+        self.probing = True
+        return True
+
+    def failed(self, reason: str) -> bool:
+        """Note a failed call; True when it starts an outage."""
+        if self.down and not self.probing:
+            return False  # a call sent before the outage began: the pause already covers it
+        starting = not self.down
+        self.pause = self.first if starting else min(self.pause * 2, self.cap)
+        self.retry_at, self.probing, self.reason = self.clock() + self.pause, False, reason
+        return starting
+
+    def answered(self) -> bool:
+        """Note a call Redis answered; True when it ends an outage."""
+        ending = self.down
+        self.pause, self.probing, self.reason = 0.0, False, ""
+        return ending
+
+
 class RedisRateLimiter:
     """Fixed hourly windows counted in Redis, shared by every gateway process; local buckets if Redis fails."""
 
-    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, redis: Redis, clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.redis = redis
         self.clock = clock
-        self.fallback = MemoryRateLimiter(clock)
+        self.backoff = Backoff(monotonic)
+        self.redis_calls = 0  # calls that went to Redis (each may wait up to the client's socket timeout)
+        self._window = -1
+        self._seen: dict[str, int] = {}  # the highest count Redis reported this window, per tenant
+        self._local: dict[str, int] = {}  # requests counted here this window and not yet added to Redis
+        self._outage_hits = 0
+
+    @property
+    def degraded(self) -> str | None:
+        """Why Redis is skipped, while it is."""
+        if not self.backoff.down:
+            return None
+        return f"redis unreachable ({self.backoff.reason}); rate limits counted in this process"
 
     async def hit(self, tenant_id: str, limit: int) -> LimitResult:
-        """Count one request with INCR on the tenant's window key."""
+        """Count one request with INCRBY on the tenant's window key, or locally while Redis is away."""
         now = self.clock()
         window = int(now // WINDOW_SECONDS)
+        if window != self._window:
+            self._window, self._seen, self._local = window, {}, {}
+        if self.backoff.may_try():
+            count = await self._count_in_redis(tenant_id, window)
+            if count is not None:
+                return _result(count, limit, now)
+        self._outage_hits += 1
+        self._local[tenant_id] = self._local.get(tenant_id, 0) + 1
+        return _result(self._seen.get(tenant_id, 0) + self._local[tenant_id], limit, now)
+
+    async def _count_in_redis(self, tenant_id: str, window: int) -> int | None:
         # The hash tag keeps a tenant's keys on one cluster slot.
         key = f"netra:rl:{{{tenant_id}}}:{window}"
+        pending = self._local.get(tenant_id, 0)
+        self.redis_calls += 1
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.incr(key)
+                pipe.incrby(key, 1 + pending)
                 pipe.expire(key, WINDOW_SECONDS * 2)
                 count, _ = await pipe.execute()
         except (RedisError, OSError) as exc:
-            log.warning("redis unavailable, counting locally", extra={"error": type(exc).__name__})
-            return self.fallback.hit_now(tenant_id, limit)
-        return _result(int(count), limit, now)
+            self._note_failure(type(exc).__name__)
+            return None
+        self._note_answer()
+        if window == self._window:  # the window did not roll over while this call waited
+            self._local[tenant_id] = self._local.get(tenant_id, 0) - pending
+            self._seen[tenant_id] = max(self._seen.get(tenant_id, 0), int(count))
+        return int(count)
+
+    def _note_failure(self, reason: str) -> None:
+        if self.backoff.failed(reason):
+            self._outage_hits = 0
+            log.warning(
+                "redis unavailable, counting rate limits locally until it answers again",
+                extra={"error": reason, "retry_in_s": self.backoff.pause},
+            )
+        else:
+            log.debug("redis still unavailable", extra={"error": reason, "retry_in_s": self.backoff.pause})
+
+    def _note_answer(self) -> None:
+        if self.backoff.answered():
+            log.info("redis answers again, counting rate limits in redis", extra={"counted_locally": self._outage_hits})
