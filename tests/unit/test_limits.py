@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from core.errors import RateLimited
-from gateway.limits import WINDOW_SECONDS, LimitResult, MemoryRateLimiter, format_reset
+from gateway.limits import (
+    FIRST_PAUSE,
+    MAX_PAUSE,
+    WINDOW_SECONDS,
+    Backoff,
+    LimitResult,
+    MemoryRateLimiter,
+    format_reset,
+)
 from tests.unit.helpers import Clock, assert_envelope
 
 HOUR_START = 1_700_000_000 // WINDOW_SECONDS * WINDOW_SECONDS  # the start of some hour
@@ -89,3 +97,48 @@ async def test_retry_after_is_at_least_one_second(limiter: MemoryRateLimiter, cl
 )
 def test_format_reset(seconds: float, text: str) -> None:
     assert format_reset(seconds) == text
+
+
+# --- when to try Redis again during an outage -------------------------------------------------------------------------
+
+
+def test_redis_is_skipped_for_a_pause_after_it_fails(clock: Clock) -> None:
+    backoff = Backoff(clock)
+    assert backoff.may_try() and not backoff.down
+    assert backoff.failed("TimeoutError")  # starts an outage
+    assert backoff.down and not backoff.may_try()
+    clock.advance(FIRST_PAUSE - 0.01)
+    assert not backoff.may_try()
+    clock.advance(0.01)
+    assert backoff.may_try()  # the probe
+    assert not backoff.may_try()  # only one at a time
+
+
+def test_failed_probes_double_the_pause_up_to_the_cap(clock: Clock) -> None:
+    backoff = Backoff(clock)
+    backoff.failed("ConnectionError")
+    pauses = []
+    for _ in range(7):
+        clock.advance(backoff.pause)
+        assert backoff.may_try()
+        assert not backoff.failed("ConnectionError")  # the same outage
+        pauses.append(backoff.pause)
+    assert pauses == [2 * FIRST_PAUSE, 4 * FIRST_PAUSE, 8 * FIRST_PAUSE, MAX_PAUSE, MAX_PAUSE, MAX_PAUSE, MAX_PAUSE]
+
+
+def test_calls_sent_before_the_outage_began_do_not_extend_it(clock: Clock) -> None:
+    backoff = Backoff(clock)
+    assert [backoff.may_try() for _ in range(5)] == [True] * 5  # five requests in flight when Redis hangs
+    assert [backoff.failed("TimeoutError") for _ in range(5)] == [True, False, False, False, False]
+    assert backoff.pause == FIRST_PAUSE
+
+
+def test_an_answer_ends_the_outage(clock: Clock) -> None:
+    backoff = Backoff(clock)
+    assert not backoff.answered()  # no outage to end
+    backoff.failed("TimeoutError")
+    clock.advance(FIRST_PAUSE)
+    assert backoff.may_try()
+    assert backoff.answered()
+    assert not backoff.down and backoff.may_try() and backoff.may_try()
+    assert backoff.failed("TimeoutError") and backoff.pause == FIRST_PAUSE  # a new outage starts short again
