@@ -1,4 +1,4 @@
-"""Request bodies: read within the size limit, parsed with orjson, and only the fields we act on checked."""
+"""Request bodies: read within the size limit, parsed with orjson, hashed and measured (types: gateway.validation)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,9 @@ from typing import Any
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
-from core.errors import InvalidJSON, InvalidParameter, RequestTooLarge
+from core.errors import InvalidJSON, RequestTooLarge
+from gateway.validation import validate as validate
 
-_JSON_TYPES: dict[type, str] = {str: "string", list: "array", dict: "object", bool: "boolean", int: "integer"}
-# (field, accepted types) that must be present, per endpoint.
-REQUIRED: dict[str, tuple[tuple[str, tuple[type, ...]], ...]] = {
-    "chat/completions": (("model", (str,)), ("messages", (list,))),
-    "completions": (("model", (str,)), ("prompt", (str, list))),
-    "embeddings": (("model", (str,)), ("input", (str, list))),
-    "responses": (("model", (str,)),),
-}
-# Optional fields whose type Netra relies on.
-OPTIONAL: tuple[tuple[str, tuple[type, ...]], ...] = (
-    ("stream", (bool,)), ("stream_options", (dict,)), ("n", (int,)), ("tools", (list,)),
-)
 # Fields that do not change the answer: left out of the request hash.
 NON_SEMANTIC = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier", "safety_identifier"})
 MAX_TAGS = 16
@@ -75,32 +64,6 @@ def too_deep(value: dict[str, Any] | list[Any], limit: int) -> bool:
         children = node.values() if isinstance(node, dict) else node
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
-
-
-def _type_name(types: tuple[type, ...]) -> str:
-    return " or ".join(_JSON_TYPES.get(t, t.__name__) for t in types)
-
-
-def _check_type(body: dict[str, Any], name: str, types: tuple[type, ...]) -> None:
-    value = body[name]
-    # bool is an int in Python but not in JSON.
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        raise InvalidParameter(
-            f"Invalid type for '{name}': expected {_type_name(types)}.", code="invalid_type", param=name
-        )
-
-
-def validate(endpoint: str, body: dict[str, Any]) -> None:
-    """Check the fields Netra acts on; everything else is forwarded untouched for the provider to judge."""
-    for name, types in REQUIRED[endpoint]:
-        if name not in body or body[name] is None:
-            raise InvalidParameter(
-                f"Missing required parameter: '{name}'.", code="missing_required_parameter", param=name
-            )
-        _check_type(body, name, types)
-    for name, types in OPTIONAL:
-        if body.get(name) is not None:
-            _check_type(body, name, types)
 
 
 def request_hash(endpoint: str, body: dict[str, Any]) -> str:

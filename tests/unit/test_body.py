@@ -68,18 +68,104 @@ def test_null_field_counts_as_missing(endpoint: str, field: str) -> None:
         ("responses", "model", True),
         ("chat/completions", "stream", "yes"),
         ("chat/completions", "stream", 1),
+        ("embeddings", "stream", "yes"),
         ("chat/completions", "stream_options", "include_usage"),
         ("chat/completions", "n", True),
         ("chat/completions", "n", False),
         ("chat/completions", "n", 1.5),
         ("chat/completions", "n", "2"),
         ("chat/completions", "tools", {"type": "function"}),
+        ("chat/completions", "temperature", "0.7"),
+        ("chat/completions", "temperature", True),
+        ("chat/completions", "temperature", [0.7]),
+        ("chat/completions", "top_p", "1"),
+        ("chat/completions", "presence_penalty", {"v": 1}),
+        ("chat/completions", "frequency_penalty", False),
+        ("chat/completions", "max_tokens", "many"),
+        ("chat/completions", "max_tokens", 10.5),
+        ("chat/completions", "max_completion_tokens", "100"),
+        ("chat/completions", "seed", 4.2),
+        ("chat/completions", "top_logprobs", "3"),
+        ("chat/completions", "stop", 3),
+        ("chat/completions", "stop", {"a": 1}),
+        ("chat/completions", "logprobs", 1),
+        ("chat/completions", "logprobs", "true"),
+        ("chat/completions", "user", 42),
+        ("chat/completions", "user", None),
+        ("chat/completions", "tools", "search"),
+        ("chat/completions", "tools", None),
+        ("chat/completions", "tool_choice", 1),
+        ("chat/completions", "tool_choice", ["auto"]),
+        ("chat/completions", "tool_choice", None),
+        ("chat/completions", "response_format", "json"),
+        ("chat/completions", "response_format", None),
+        ("chat/completions", "parallel_tool_calls", "yes"),
+        ("completions", "temperature", "hot"),
+        ("completions", "logprobs", True),
+        ("completions", "logprobs", 2.5),
+        ("completions", "max_tokens", "16"),
+        ("completions", "echo", "yes"),
+        ("completions", "suffix", 3),
+        ("embeddings", "user", ["u"]),
+        ("embeddings", "dimensions", "256"),
+        ("embeddings", "encoding_format", 64),
+        ("responses", "temperature", "0.2"),
+        ("responses", "max_output_tokens", "100"),
+        ("responses", "top_logprobs", None),
+        ("responses", "tools", {"type": "web_search"}),
+        ("responses", "tool_choice", 0),
+        ("responses", "instructions", ["be brief"]),
+        ("responses", "input", 5),
     ],
 )
 def test_wrong_type_names_the_parameter(endpoint: str, field: str, value: Any) -> None:
     with pytest.raises(InvalidParameter) as caught:
         assert validate(endpoint, {**VALID[endpoint], field: value}) is None  # accepted: no error raised
+    assert caught.value.status_code == 400
     assert_envelope(caught.value.envelope(), type="invalid_request_error", code="invalid_type", param=field)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("temperature", "0.7", "Invalid type for 'temperature': expected a number, but got a string instead."),
+        ("max_tokens", 1.5, "Invalid type for 'max_tokens': expected an integer, but got a decimal number instead."),
+        ("n", True, "Invalid type for 'n': expected an integer, but got a boolean instead."),
+        ("stop", 3, "Invalid type for 'stop': expected one of a string or array of strings, but got an integer"
+                    " instead."),
+        ("user", None, "Invalid type for 'user': expected a string, but got null instead."),
+        ("tools", {}, "Invalid type for 'tools': expected an array of objects, but got an object instead."),
+    ],
+)
+def test_type_errors_read_like_openais(field: str, value: Any, message: str) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        validate("chat/completions", {**CHAT, field: value})
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "fields"),
+    [
+        ("chat/completions", {"temperature": 1, "top_p": 0.5, "presence_penalty": -1, "frequency_penalty": 0.25,
+                              "max_tokens": 10, "max_completion_tokens": 20, "n": 2, "seed": -7, "top_logprobs": 3,
+                              "logprobs": True, "stop": "END", "user": "u-1", "tool_choice": "auto",
+                              "response_format": {"type": "json_object"}, "parallel_tool_calls": False}),
+        ("chat/completions", {"temperature": None, "top_p": None, "presence_penalty": None, "frequency_penalty": None,
+                              "max_tokens": None, "max_completion_tokens": None, "n": None, "seed": None,
+                              "top_logprobs": None, "logprobs": None, "stop": None, "stream_options": None}),
+        ("chat/completions", {"stop": ["a", "b"], "tool_choice": {"type": "function", "function": {"name": "f"}},
+                              "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}},
+                                        {"type": "custom", "custom": {"name": "g"}}]}),
+        ("completions", {"logprobs": 2, "max_tokens": 16, "echo": True, "suffix": None, "best_of": 1,
+                         "temperature": 0, "stop": ["\n"], "user": "u"}),
+        ("embeddings", {"dimensions": 256, "encoding_format": "float", "user": "u"}),
+        ("responses", {"temperature": 0.2, "top_p": 1, "max_output_tokens": 100, "top_logprobs": 2,
+                       "instructions": None, "tools": [{"type": "web_search"}], "tool_choice": {"type": "file_search"},
+                       "parallel_tool_calls": None, "input": [{"role": "user", "content": "hi"}]}),
+    ],
+)
+def test_right_types_pass(endpoint: str, fields: dict[str, Any]) -> None:
+    assert validate(endpoint, {**VALID[endpoint], **fields}) is None  # accepted: no error raised
 
 
 @pytest.mark.parametrize(
@@ -91,9 +177,140 @@ def test_optional_fields_of_the_right_type_pass(field: str, value: Any) -> None:
     assert validate("chat/completions", {**CHAT, field: value}) is None  # accepted: no error raised
 
 
-def test_unknown_fields_are_left_for_the_provider() -> None:
-    body = {**CHAT, "foo": {"bar": 1}, "temperature": "hot", "max_tokens": "many"}
-    assert validate("chat/completions", body) is None  # accepted: no error raised
+@pytest.mark.parametrize(
+    ("endpoint", "fields"),
+    [
+        # Fields an endpoint does not document are the provider's to judge, whatever their type.
+        ("chat/completions", {"foo": {"bar": 1}, "max_output_tokens": "x", "top_k": "many", "metadata": 5}),
+        ("embeddings", {"temperature": "hot", "n": "two", "stop": 1}),
+        ("responses", {"n": "2", "stop": 5, "response_format": "json", "max_tokens": "x"}),
+        ("completions", {"tools": "x", "messages": 5}),
+    ],
+)
+def test_unknown_fields_are_left_for_the_provider(endpoint: str, fields: dict[str, Any]) -> None:
+    assert validate(endpoint, {**VALID[endpoint], **fields}) is None  # accepted: no error raised
+
+
+def test_logprobs_is_a_boolean_for_chat_and_an_integer_for_completions() -> None:
+    validate("chat/completions", {**CHAT, "logprobs": True})
+    validate("completions", {**VALID["completions"], "logprobs": 3})
+    with pytest.raises(InvalidParameter, match="expected a boolean"):
+        validate("chat/completions", {**CHAT, "logprobs": 3})
+    with pytest.raises(InvalidParameter, match="expected an integer"):
+        validate("completions", {**VALID["completions"], "logprobs": True})
+
+
+def user(content: Any) -> dict[str, Any]:
+    return {"role": "user", "content": content}
+
+
+def assistant(**fields: Any) -> dict[str, Any]:
+    return {"role": "assistant", **fields}
+
+
+def call(**fields: Any) -> dict[str, Any]:
+    return {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}, **fields}
+
+
+@pytest.mark.parametrize(
+    ("messages", "param", "code"),
+    [
+        (["hi"], "messages[0]", "invalid_type"),
+        ([user("hi"), None], "messages[1]", "invalid_type"),
+        ([{"content": "hi"}], "messages[0].role", "missing_required_parameter"),
+        ([{"role": None, "content": "hi"}], "messages[0].role", "invalid_type"),
+        ([{"role": 1, "content": "hi"}], "messages[0].role", "invalid_type"),
+        ([user(5)], "messages[0].content", "invalid_type"),
+        ([user(None)], "messages[0].content", "invalid_type"),
+        ([{"role": "system", "content": {"text": "x"}}], "messages[0].content", "invalid_type"),
+        ([{"role": "tool", "tool_call_id": "c", "content": None}], "messages[0].content", "invalid_type"),
+        ([user("a"), user(["hi"])], "messages[1].content[0]", "invalid_type"),
+        ([user([{"text": "hi"}])], "messages[0].content[0].type", "missing_required_parameter"),
+        ([user([{"type": 1, "text": "hi"}])], "messages[0].content[0].type", "invalid_type"),
+        ([user([{"type": "text", "text": None}])], "messages[0].content[0].text", "invalid_type"),
+        ([user([{"type": "text", "text": "a"}, {"type": "text", "text": 5}])], "messages[0].content[1].text",
+         "invalid_type"),
+        ([{**user("hi"), "name": 7}], "messages[0].name", "invalid_type"),
+        ([assistant(content=5)], "messages[0].content", "invalid_type"),
+        ([assistant(content=[{"type": "refusal", "refusal": 1}])], "messages[0].content[0].refusal", "invalid_type"),
+        ([assistant(refusal=5)], "messages[0].refusal", "invalid_type"),
+        ([assistant(tool_calls=5)], "messages[0].tool_calls", "invalid_type"),
+        ([assistant(tool_calls={"id": "x"})], "messages[0].tool_calls", "invalid_type"),
+        ([assistant(tool_calls=["call"])], "messages[0].tool_calls[0]", "invalid_type"),
+        ([assistant(tool_calls=[call(), call(id=5)])], "messages[0].tool_calls[1].id", "invalid_type"),
+        ([assistant(tool_calls=[call(type=None)])], "messages[0].tool_calls[0].type", "invalid_type"),
+        ([assistant(tool_calls=[call(function="f")])], "messages[0].tool_calls[0].function", "invalid_type"),
+        ([assistant(tool_calls=[call(function={"name": 1, "arguments": "{}"})])],
+         "messages[0].tool_calls[0].function.name", "invalid_type"),
+        ([assistant(tool_calls=[call(function={"name": "f", "arguments": {"a": 1}})])],
+         "messages[0].tool_calls[0].function.arguments", "invalid_type"),
+        ([{"role": "tool", "tool_call_id": 5, "content": "x"}], "messages[0].tool_call_id", "invalid_type"),
+        ([{"role": "function", "name": "f", "content": ["x"]}], "messages[0].content", "invalid_type"),
+    ],
+)
+def test_message_shapes_name_the_path(messages: list[Any], param: str, code: str) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        validate("chat/completions", {**CHAT, "messages": messages})
+    assert_envelope(caught.value.envelope(), type="invalid_request_error", code=code, param=param)
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "system", "content": "Be brief.", "name": "rules"}, user("hi")],
+        [{"role": "developer", "content": [{"type": "text", "text": "x"}]}],
+        [user([{"type": "text", "text": "what is"}, {"type": "image_url", "image_url": {"url": "https://x/y.png"}}])],
+        [assistant(content=None, tool_calls=[call()]), {"role": "tool", "tool_call_id": "call_1", "content": "ok"}],
+        [assistant(content="", refusal=None, tool_calls=[])],
+        [assistant(content=[{"type": "refusal", "refusal": "no"}])],
+        [{"role": "function", "name": "f", "content": None}],
+        [{"role": "ipython", "content": None, "extra": {"any": "thing"}}],
+        [user("hi"), assistant(content="hello", audio={"id": "a"}, custom_field=[1])],
+    ],
+)
+def test_well_formed_messages_pass(messages: list[Any]) -> None:
+    assert validate("chat/completions", {**CHAT, "messages": messages}) is None  # accepted: no error raised
+
+
+@pytest.mark.parametrize(
+    ("tools", "param", "code"),
+    [
+        (["search"], "tools[0]", "invalid_type"),
+        ([{"function": {"name": "f"}}], "tools[0].type", "missing_required_parameter"),
+        ([{"type": 5}], "tools[0].type", "invalid_type"),
+        ([{"type": "function"}], "tools[0].function", "missing_required_parameter"),
+        ([{"type": "function", "function": "f"}], "tools[0].function", "invalid_type"),
+        ([{"type": "function", "function": {"description": "d"}}], "tools[0].function.name",
+         "missing_required_parameter"),
+        ([{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": 5}}],
+         "tools[1].function.name", "invalid_type"),
+        ([{"type": "function", "function": {"name": "f", "parameters": "{}"}}], "tools[0].function.parameters",
+         "invalid_type"),
+        ([{"type": "function", "function": {"name": "f", "description": 1}}], "tools[0].function.description",
+         "invalid_type"),
+    ],
+)
+def test_tool_shapes_name_the_path(tools: list[Any], param: str, code: str) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        validate("chat/completions", {**CHAT, "tools": tools})
+    assert_envelope(caught.value.envelope(), type="invalid_request_error", code=code, param=param)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "param", "code"),
+    [
+        ("tool_choice", {"type": "function", "function": {"name": 5}}, "tool_choice.function.name", "invalid_type"),
+        ("tool_choice", {"type": "function", "function": "f"}, "tool_choice.function", "invalid_type"),
+        ("response_format", {"json_schema": {}}, "response_format.type", "missing_required_parameter"),
+        ("response_format", {"type": 1}, "response_format.type", "invalid_type"),
+        ("stop", ["a", 1], "stop[1]", "invalid_type"),
+        ("stream_options", {"include_usage": "yes"}, "stream_options.include_usage", "invalid_type"),
+    ],
+)
+def test_nested_field_shapes_name_the_path(field: str, value: Any, param: str, code: str) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        validate("chat/completions", {**CHAT, field: value})
+    assert_envelope(caught.value.envelope(), type="invalid_request_error", code=code, param=param)
 
 
 @pytest.mark.parametrize(("endpoint", "field", "value"), [("completions", "prompt", ["a", "b"]),
@@ -155,7 +372,9 @@ def test_a_body_that_parses_can_be_hashed_and_measured(depth: int) -> None:
         body = parse_object(raw)
     except InvalidJSON:
         return
-    validate("chat/completions", body)
+    with pytest.raises(InvalidParameter) as caught:
+        validate("chat/completions", body)
+    assert caught.value.param == "messages[0]"
     assert len(request_hash("chat/completions", body)) == 32
     assert prompt_chars("chat/completions", body) == 0
 
