@@ -45,9 +45,16 @@ def clickhouse_store(settings: Settings) -> Iterator[ClickHouseStore]:
 
 
 @pytest.fixture
-async def fake_upstream() -> AsyncIterator[object]:
+def fake_wire() -> str:
+    """How the fake provider lays out its JSON and SSE: compact unless a test parametrises it over every layout
+    (``@pytest.mark.parametrize("fake_wire", WIRES)``, WIRES from tests/fake_upstream_wire.py)."""
+    return "compact"
+
+
+@pytest.fixture
+async def fake_upstream(fake_wire: str) -> AsyncIterator[object]:
     """The fake OpenAI/Anthropic provider on a loopback port."""
     from tests.fake_upstream import FakeUpstream
 
-    async with FakeUpstream() as fake:
+    async with FakeUpstream(wire=fake_wire) as fake:
         yield fake

@@ -2,7 +2,10 @@
 
 Tests and benchmarks point Netra's providers at it. Model-name behaviours (matched as substrings) are listed in
 ``tests/fake_upstream_behaviour.py``: ``error-<status>``, ``overloaded``, ``garbage``, ``flaky``, ``slow-<ms>``,
-``drip-<ms>``, ``midstream-fail``, ``no-usage``, ``cached``, ``tools``; a last user message ``echo: text`` is echoed.
+``drip-<ms>``, ``midstream-fail``, ``truncated``, ``no-usage``, ``cached``, ``tools``, ``wire-<layout>``; a last user
+message ``echo: text`` is echoed. How JSON and SSE are laid out on the wire (compact, spaced, multi-line ``data:``,
+CRLF, CR, split across writes) is ``FakeUpstream(wire=...)``, ``--wire``, or ``wire-<layout>`` in the model name: see
+``tests/fake_upstream_wire.py``.
 
 In-process::
 
@@ -32,8 +35,9 @@ from tests.fake_upstream_dialects import JSON, AnthropicDialect, AzureDialect, O
 from tests.fake_upstream_http import Endpoint, Handler, ProviderHandlers, RecordedRequest, UpstreamState
 from tests.fake_upstream_openai import MODELS_BODY, completion, completion_chunks, embeddings, model_body
 from tests.fake_upstream_responses import response, response_events
+from tests.fake_upstream_wire import WIRES
 
-__all__ = ["FakeUpstream", "RecordedRequest", "main"]
+__all__ = ["WIRES", "FakeUpstream", "RecordedRequest", "main"]
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
@@ -63,11 +67,12 @@ class FakeUpstream:
         host: str = "127.0.0.1",
         port: int = 0,
         record: bool = True,
+        wire: str = "compact",
     ) -> None:
         self.api_key, self.anthropic_key = api_key, anthropic_key
         self.host, self.port = host, port
         self.url = ""
-        self.state = UpstreamState(record=record)
+        self.state = UpstreamState(record=record, wire=wire)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -149,13 +154,13 @@ def _fixed(handlers: ProviderHandlers, dialect: OpenAIDialect, body_for: Callabl
     return handler
 
 
-async def serve(host: str, port: int, record: bool) -> None:
+async def serve(host: str, port: int, record: bool, wire: str = "compact") -> None:
     """Run a fake upstream until SIGTERM or SIGINT."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    async with FakeUpstream(host=host, port=port, record=record) as fake:
+    async with FakeUpstream(host=host, port=port, record=record, wire=wire) as fake:
         print(f"listening on {fake.url}", flush=True)
         await stopping.wait()
 
@@ -169,16 +174,17 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m tests.fake_upstream --port 9000 [--host 127.0.0.1] [--no-record]``."""
+    """``python -m tests.fake_upstream --port 9000 [--host 127.0.0.1] [--no-record] [--wire spaced]``."""
     parser = argparse.ArgumentParser(
         prog="python -m tests.fake_upstream", description="A fake LLM provider on loopback."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--no-record", action="store_true", help="count requests but keep no copies (long benchmarks)")
+    parser.add_argument("--wire", choices=WIRES, default="compact", help="how JSON and SSE are laid out")
     args = parser.parse_args(argv)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(args.host, args.port, record=not args.no_record))
+        runner.run(serve(args.host, args.port, record=not args.no_record, wire=args.wire))
     sys.stdout.flush()
 
 

@@ -1,7 +1,8 @@
 """Model-name driven behaviours of the fake upstream, and the small helpers every dialect shares.
 
 A behaviour is chosen by substrings of the requested model (or Azure deployment) name, tensorzero style:
-``gpt-4o-mini-error-500`` fails with a 500, ``claude-slow-200-tools`` waits 200 ms and calls a tool.
+``gpt-4o-mini-error-500`` fails with a 500, ``claude-slow-200-tools`` waits 200 ms and calls a tool,
+``gpt-4o-mini-wire-spaced`` writes its answer with spaced JSON (``tests/fake_upstream_wire.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import orjson
+from tests.fake_upstream_wire import DONE, WIRES, Frame
 
 DEFAULT_REPLY = "Hello from the fake upstream."
 JSON_REPLY = '{"ok":true}'
@@ -25,6 +26,7 @@ DRIP_PIECES = 20
 _ERROR = re.compile(r"error-(\d{3})")
 _SLOW = re.compile(r"slow-(\d+)")
 _DRIP = re.compile(r"drip-(\d+)")
+_WIRE = re.compile(r"wire-(" + "|".join(sorted(WIRES, key=len, reverse=True)) + ")")
 _ids = itertools.count(1)
 
 
@@ -39,9 +41,11 @@ class Behaviour:
     slow_s: float = 0.0
     drip_s: float = 0.0
     midstream_fail: bool = False
+    truncated: bool = False
     no_usage: bool = False
     cached: bool = False
     tools: bool = False
+    wire: str | None = None
 
     @property
     def pieces(self) -> int:
@@ -52,7 +56,7 @@ class Behaviour:
 @lru_cache(maxsize=4096)
 def behaviour_for(model: str) -> Behaviour:
     """Parse the behaviour encoded in a model name (cached: names repeat)."""
-    error, slow, drip = _ERROR.search(model), _SLOW.search(model), _DRIP.search(model)
+    error, slow, drip, wire = _ERROR.search(model), _SLOW.search(model), _DRIP.search(model), _WIRE.search(model)
     return Behaviour(
         error_status=int(error.group(1)) if error else None,
         overloaded="overloaded" in model,
@@ -61,9 +65,11 @@ def behaviour_for(model: str) -> Behaviour:
         slow_s=int(slow.group(1)) / 1000 if slow else 0.0,
         drip_s=int(drip.group(1)) / 1000 if drip else 0.0,
         midstream_fail="midstream-fail" in model,
+        truncated="truncated" in model,
         no_usage="no-usage" in model,
         cached="cached" in model,
         tools="tools" in model,
+        wire=wire.group(1) if wire else None,
     )
 
 
@@ -119,22 +125,23 @@ def split_pieces(text: str, count: int) -> list[str]:
     return pieces or [""]
 
 
-def sse_data(payload: Any) -> bytes:
-    """One OpenAI-style SSE frame."""
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
+def sse_data(payload: Any) -> Frame:
+    """One OpenAI-style SSE frame (rendered on the wire in the layout the fake was asked for)."""
+    return None, payload
 
 
-def sse_event(event: str, payload: Any) -> bytes:
+def sse_event(event: str, payload: Any) -> Frame:
     """One named SSE frame, as Anthropic and the Responses API send them."""
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    return event, payload
 
 
-SSE_DONE = b"data: [DONE]\n\n"
+SSE_DONE: Frame = (None, DONE)
 
 
 @dataclass(frozen=True, slots=True)
 class Stream:
-    """The frames of one streamed answer, and how many of them a ``midstream-fail`` model sends before aborting."""
+    """The frames of one streamed answer, and how many of them a ``midstream-fail`` (or ``truncated``) model sends
+    before aborting the connection (or ending the response cleanly)."""
 
-    frames: list[bytes]
+    frames: list[Frame]
     fail_after: int

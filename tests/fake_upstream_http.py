@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tests.fake_upstream_behaviour import Behaviour, Stream, behaviour_for, next_id
 from tests.fake_upstream_dialects import JSON, Dialect
+from tests.fake_upstream_wire import SPLIT_PAUSE_S, Wire, wire_named
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Answer = Callable[[dict[str, Any], str, Behaviour], dict[str, Any]]
@@ -63,8 +64,9 @@ def parse_json(raw: bytes) -> Any:
 class UpstreamState:
     """What the fake remembers: recorded requests, stream outcomes, flaky turns."""
 
-    def __init__(self, *, record: bool = True) -> None:
+    def __init__(self, *, record: bool = True, wire: str = "compact") -> None:
         self.record = record
+        self.wire = wire_named(wire)
         self.requests: list[RecordedRequest] = []
         self.request_count = 0
         self.cancelled_streams = 0
@@ -85,6 +87,10 @@ class UpstreamState:
             headers = {name.lower(): value for name, value in request.headers.items()}
             self.requests.append(RecordedRequest(request.method, request.path, dict(request.query), headers, raw))
         return parse_json(raw)
+
+    def wire_for(self, behaviour: Behaviour) -> Wire:
+        """The layout of an answer: the model name's ``wire-<name>``, else the server's own."""
+        return wire_named(behaviour.wire) if behaviour.wire else self.wire
 
     def flaky_fails(self, model: str) -> bool:
         """Whether this request to a flaky model fails: odd-numbered ones do, so a retry succeeds."""
@@ -110,10 +116,10 @@ class Endpoint:
     stream: Streamer | None = None
 
 
-def json_response(payload: Any, dialect: Dialect) -> web.Response:
-    """A 200 JSON answer with the provider's request id header."""
+def json_response(payload: Any, dialect: Dialect, wire: Wire) -> web.Response:
+    """A 200 JSON answer in the wire's layout, with the provider's request id header."""
     headers = {dialect.request_id_header: next_id("req_fake")}
-    return web.Response(body=orjson.dumps(payload), content_type=JSON, headers=headers)
+    return web.Response(body=wire.json(payload), content_type=JSON, headers=headers)
 
 
 def _abort(request: web.Request) -> None:
@@ -152,7 +158,8 @@ class ProviderHandlers:
         if body.get("stream") is True and endpoint.stream is not None:
             return await self.stream(request, endpoint, body, str(model), behaviour)
         failure = await self.misbehave(dialect, str(model), behaviour)
-        return failure or json_response(endpoint.answer(body, str(model), behaviour), dialect)
+        answer = endpoint.answer(body, str(model), behaviour)
+        return failure or json_response(answer, dialect, self.state.wire_for(behaviour))
 
     async def models(self, request: web.Request, dialect: Dialect, body: bytes) -> web.StreamResponse:
         """A fixed, authenticated GET answer (the model list or one model)."""
@@ -192,25 +199,30 @@ class ProviderHandlers:
     async def send(
         self, request: web.Request, stream: Stream, behaviour: Behaviour, dialect: Dialect
     ) -> web.StreamResponse:
-        """Write the frames: all at once, dripped, or cut short by ``midstream-fail``."""
+        """Write the frames: all at once, dripped, split into awkward pieces, or cut short (``midstream-fail``
+        aborts the connection, ``truncated`` ends the response cleanly)."""
         headers = {"cache-control": "no-cache", dialect.request_id_header: next_id("req_fake")}
         response = web.StreamResponse(headers=headers)
         response.content_type = "text/event-stream"
         await response.prepare(request)
+        wire = self.state.wire_for(behaviour)
+        short = behaviour.midstream_fail or behaviour.truncated
+        events = wire.body(stream.frames[: stream.fail_after] if short else stream.frames)
         if behaviour.midstream_fail:
-            await response.write(b"".join(stream.frames[: stream.fail_after]))
+            await response.write(b"".join(events))
             _abort(request)
             return response
-        if behaviour.drip_s:
-            await self._drip(response, stream.frames, behaviour.drip_s)
+        if behaviour.drip_s or wire.split:
+            pieces = [piece for event in events for piece in wire.writes(event)]
+            await self._drip(response, pieces, behaviour.drip_s or SPLIT_PAUSE_S)
         else:
-            await response.write_eof(b"".join(stream.frames))  # headers, body and last chunk in one send
+            await response.write_eof(b"".join(events))  # headers, body and last chunk in one send
         self.state.completed_streams += 1
         return response
 
     @staticmethod
-    async def _drip(response: web.StreamResponse, frames: list[bytes], pause_s: float) -> None:
-        for index, frame in enumerate(frames):
+    async def _drip(response: web.StreamResponse, pieces: list[bytes], pause_s: float) -> None:
+        for index, piece in enumerate(pieces):
             if index:
                 await asyncio.sleep(pause_s)
-            await response.write(frame)
+            await response.write(piece)

@@ -100,6 +100,11 @@ def error_event(error: NetraError) -> bytes:
     return b"data: " + error.body() + b"\n\n" + DONE_EVENT
 
 
+def stream_ended_early() -> UpstreamFailed:
+    """The failure of a stream the provider ended (cleanly, at EOF) before its last event."""
+    return UpstreamFailed("The provider ended the stream early.", code="upstream_error")
+
+
 def parse_error_body(body: bytes) -> dict[str, Any]:
     """The `error` object of an OpenAI-style error body, or {} if there is none."""
     try:

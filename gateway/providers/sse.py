@@ -1,24 +1,32 @@
-"""Server-sent events: an incremental parser for providers' streams (LF, CRLF or CR line ends)."""
+"""Server-sent events: an incremental parser for providers' streams (LF, CRLF or CR line ends) and the re-framing."""
 
 from __future__ import annotations
 
+KEEP_ALIVE = ":"  # the name parse_sse(comments=True) gives a block of comment lines only (a provider's keep-alive)
+KEEP_ALIVE_EVENT = b":\n\n"
 
-def parse_sse(buffer: bytearray) -> list[tuple[str, bytes]]:
-    """Consume every complete SSE event in `buffer` (deleting its bytes); return (event name, data) pairs."""
+
+def parse_sse(buffer: bytearray, *, comments: bool = False) -> list[tuple[str, bytes]]:
+    """Consume every complete SSE event in `buffer` (deleting its bytes); return (event name, data) pairs.
+
+    Data lines are joined with "\\n" as the SSE spec says. With `comments`, a block holding only comment lines is
+    returned as (KEEP_ALIVE, b"") so that a relay can pass keep-alives on; otherwise comments are dropped.
+    """
     events: list[tuple[str, bytes]] = []
     data: list[bytes] = []
-    name, start, consumed = "", 0, 0
-    has_cr = b"\r" in buffer  # Anthropic sends \n; only look for \r line ends when there are some
+    name, start, consumed, noted = "", 0, 0, False
+    has_cr = b"\r" in buffer  # most providers send \n; only look for \r line ends when there are some
     while (line := _next_line(buffer, start, has_cr)) is not None:
         end, after = line
         if end > start:
+            noted = noted or (comments and buffer[start] == 58)  # 58 is ":", a comment line
             name = _read_field(bytes(buffer[start:end]), name, data)
         else:  # a blank line ends the event; one without data lines is dispatched as nothing (per the SSE spec)
-            if data:
-                events.append((name or "message", b"\n".join(data)))
+            if data or noted:
+                events.append((name or "message", b"\n".join(data)) if data else (KEEP_ALIVE, b""))
             # A CR that ends the buffer may be half of a CRLF: keep it, to be re-read as an empty line next time.
             consumed = end if after == len(buffer) and buffer.endswith(b"\r") else after
-            name, data = "", []
+            name, data, noted = "", [], False
         start = after
     del buffer[:consumed]  # an event still arriving stays in the buffer and is re-read next time
     return events
@@ -42,3 +50,12 @@ def _read_field(line: bytes, name: str, data: list[bytes]) -> str:
     if field == b"data":
         data.append(value)
     return name  # comments (": ...") and id/retry fields do not matter to a single request
+
+
+def sse_frame(name: str, data: bytes) -> bytes:
+    """One event as Netra sends it: LF line ends, an `event:` line unless the name is the default, and a `data:`
+    line per line of data (so data that arrived on several lines reaches the client exactly as it was)."""
+    if name == KEEP_ALIVE:
+        return KEEP_ALIVE_EVENT
+    framed = b"data: " + (data.replace(b"\n", b"\ndata: ") if b"\n" in data else data) + b"\n\n"
+    return framed if name == "message" else b"event: " + name.encode() + b"\n" + framed
