@@ -7,9 +7,18 @@ import json
 from typing import Any
 
 from cli.common import fail, parse_duration, with_session
-from core.models import ApiKey, Tenant, utcnow
+from core.models import TIER_HOURLY_LIMITS, ApiKey, Tenant, utcnow
 from core.settings import Settings
-from core.tenants import TenantError, create_key, create_tenant, list_keys, list_tenants, revoke_key, set_tenant_status
+from core.tenants import (
+    TenantError,
+    create_key,
+    create_tenant,
+    list_keys,
+    list_tenants,
+    revoke_key,
+    set_tenant_status,
+    set_tenant_tier,
+)
 
 
 def _tenant_dict(t: Tenant) -> dict[str, Any]:
@@ -25,6 +34,7 @@ def _key_status(k: ApiKey) -> str:
 
 
 def _key_dict(k: ApiKey) -> dict[str, Any]:
+    """A key as JSON; `models` is the list it may use, empty for every configured model."""
     return {
         "id": k.id, "prefix": k.prefix, "status": _key_status(k), "models": list(k.allowed_models or []),
         "created_at": k.created_at.isoformat(), "expires_at": k.expires_at.isoformat() if k.expires_at else None,
@@ -32,8 +42,17 @@ def _key_dict(k: ApiKey) -> dict[str, Any]:
     }
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        # Models, as the operator typed them for `keys create --models`; none listed means every model.
+        return ",".join(value) if value else "all"
+    return str(value)
+
+
 def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
-    cells = [[str(r[c] if r[c] is not None else "-") for c in columns] for r in rows]
+    cells = [[_cell(r[c]) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
@@ -68,6 +87,18 @@ def tenants_status(args: argparse.Namespace) -> int:
     except TenantError as exc:
         return fail(str(exc))
     print(f"tenant {tenant.name} is now {tenant.status}")
+    return 0
+
+
+def tenants_tier(args: argparse.Namespace) -> int:
+    """Move a tenant to another tier."""
+    try:
+        tenant = with_session(Settings(), lambda s: set_tenant_tier(s, args.name, args.tier))
+    except TenantError as exc:
+        return fail(str(exc))
+    limit = TIER_HOURLY_LIMITS.get(tenant.tier)
+    per_hour = "unlimited requests" if limit is None else f"{limit:,} requests/hour"
+    print(f"tenant {tenant.name} is now on tier {tenant.tier} ({per_hour})")
     return 0
 
 

@@ -8,13 +8,14 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from cli.common import fail
+from cli.common import fail, with_session
 from core.chmigrate import upgrade_clickhouse
 from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
 from core.ledger_export import export_rows
 from core.ledger_report import format_summary, parse_when
 from core.ledger_report import summary as ledger_summary
 from core.settings import Settings
+from core.tenants import TenantError, tenant_by_name
 
 
 def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
@@ -42,13 +43,20 @@ Reader = Callable[[ClickHouseStore, datetime | None, datetime | None], None]
 
 def _read(args: argparse.Namespace, reader: Reader) -> int:
     """Open the store for the window the arguments name, run `reader`, close; clear failures otherwise."""
+    settings = Settings()
     try:
         since, until = _window(args)
-        store = _open(Settings())
     except ValueError as exc:
         return fail(str(exc), 2)
-    except ClickHouseLocked as exc:
+    try:
+        if args.tenant is not None:
+            # A misspelt name would otherwise read as a tenant with no calls.
+            with_session(settings, lambda s: tenant_by_name(s, args.tenant))
+        store = _open(settings)
+    except (TenantError, ClickHouseLocked) as exc:
         return fail(str(exc))
+    except ValueError as exc:
+        return fail(str(exc), 2)
     try:
         reader(store, since, until)
     finally:

@@ -6,93 +6,165 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-from cli import accounts, ledger, prices, serve
+from pydantic import ValidationError
+
+from cli import accounts, ledger, preflight, prices, serve
+from cli.common import fail
+from core.models import TIERS
+from core.settings import Settings
 
 Command = Callable[[argparse.Namespace], int]
+Check = Callable[[Settings], str | None]
+if TYPE_CHECKING:
+    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser("run", help="apply migrations, then serve the gateway (one process, embedded defaults)")
-    run.add_argument("--host")
-    run.add_argument("--port", type=int)
-    run.set_defaults(func=serve.run)
-    gateway = sub.add_parser("gateway", help="serve the gateway alone, for production")
-    gateway.add_argument("--host")
-    gateway.add_argument("--port", type=int)
-    gateway.add_argument("--workers", type=int, default=1)
-    gateway.set_defaults(func=serve.gateway)
-    migrate = sub.add_parser("migrate", help="apply all migrations and exit")
+TIER_HELP = "free 100, early 1 000, mid 10 000 requests/hour, enterprise unlimited"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default wherever it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if text and "%(default)" not in text and action.default not in (None, False, "", argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _command(sub: Sub, name: str, text: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+
+
+def _group(sub: Sub, name: str, text: str) -> Sub:
+    return _command(sub, name, text).add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def _setting(name: str) -> str:
+    return f"$NETRA_{name.upper()}, else {Settings.model_fields[name].default}"
+
+
+def _add_listen(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--host", help=f"address to listen on (default: {_setting('host')})")
+    cmd.add_argument("--port", type=int, help=f"port to listen on (default: {_setting('port')})")
+
+
+def _add_serve(sub: Sub) -> None:
+    run = _command(sub, "run", "apply migrations, then serve the gateway (one process, embedded defaults)")
+    _add_listen(run)
+    run.set_defaults(func=serve.run, checks=(preflight.config_problem,))
+    gateway = _command(sub, "gateway", "serve the gateway alone, for production (run `netra migrate` first)")
+    _add_listen(gateway)
+    gateway.add_argument("--workers", type=int, default=1, help="gateway processes (above 1 needs a ClickHouse server)")
+    gateway.set_defaults(func=serve.gateway, checks=(preflight.config_problem, preflight.schema_problem))
+    migrate = _command(sub, "migrate", "apply all migrations and exit")
     migrate.set_defaults(func=serve.migrate)
 
 
-def _add_tenants(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True)
-    create = tenants.add_parser("create", help="create a tenant")
-    create.add_argument("name")
-    create.add_argument("--tier", default="free", choices=("free", "early", "mid", "enterprise"))
+def _add_tenants(sub: Sub) -> None:
+    tenants = _group(sub, "tenants", "manage tenants")
+    create = _command(tenants, "create", "create a tenant")
+    create.add_argument("name", help="a unique name")
+    create.add_argument("--tier", default="free", choices=TIERS, help=TIER_HELP)
     create.set_defaults(func=accounts.tenants_create)
-    listing = tenants.add_parser("list", help="list tenants")
-    listing.add_argument("--json", action="store_true")
+    listing = _command(tenants, "list", "list tenants")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=accounts.tenants_list)
     for action, status in (("suspend", "suspended"), ("activate", "active")):
-        cmd = tenants.add_parser(action, help=f"set a tenant {status}")
-        cmd.add_argument("name")
+        cmd = _command(tenants, action, f"set a tenant {status}")
+        cmd.add_argument("name", help="the tenant's name")
         cmd.set_defaults(func=accounts.tenants_status, status=status)
+    tier = _command(tenants, "set-tier", "move a tenant to another tier (its keys follow within seconds)")
+    tier.add_argument("name", help="the tenant's name")
+    tier.add_argument("tier", choices=TIERS, help=TIER_HELP)
+    tier.set_defaults(func=accounts.tenants_tier)
 
 
-def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
-    create = keys.add_parser("create", help="create a key; prints it alone on stdout, once")
-    create.add_argument("--tenant", required=True)
-    create.add_argument("--models", default="", help="comma-separated models the key may use (default: all)")
-    create.add_argument("--expires-in", help="lifetime such as 30d, 12h, 90m")
+def _add_keys(sub: Sub) -> None:
+    keys = _group(sub, "keys", "manage API keys")
+    create = _command(keys, "create", "create a key; prints it alone on stdout, once")
+    create.add_argument("--tenant", required=True, help="the tenant the key belongs to")
+    create.add_argument("--models", default="", help="comma-separated models the key may use (default: every model)")
+    create.add_argument("--expires-in", help="lifetime such as 30d, 12h, 90m (default: never expires)")
     create.set_defaults(func=accounts.keys_create)
-    listing = keys.add_parser("list", help="list a tenant's keys")
-    listing.add_argument("--tenant", required=True)
-    listing.add_argument("--json", action="store_true")
+    listing = _command(keys, "list", "list a tenant's keys (prefixes only)")
+    listing.add_argument("--tenant", required=True, help="the tenant whose keys to list")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=accounts.keys_list)
-    revoke = keys.add_parser("revoke", help="revoke a key by id or prefix")
-    revoke.add_argument("key")
+    revoke = _command(keys, "revoke", "revoke a key by id or prefix")
+    revoke.add_argument("key", help="a key id (key_…) or display prefix (nk-…)")
     revoke.set_defaults(func=accounts.keys_revoke)
 
 
-def _add_ledger(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    cmds = sub.add_parser("ledger", help="read the call ledger").add_subparsers(dest="action", required=True)
-    summary = cmds.add_parser("summary", help="requests, tokens, cost, baseline and savings")
-    export = cmds.add_parser("export", help="one line per call on stdout")
+def _add_ledger(sub: Sub) -> None:
+    cmds = _group(sub, "ledger", "read the call ledger (while no Netra holds the embedded store)")
+    summary = _command(cmds, "summary", "requests, tokens, cost, baseline and savings")
+    export = _command(cmds, "export", "one line per call on stdout")
     for cmd in (summary, export):
-        cmd.add_argument("--tenant")
-        cmd.add_argument("--since", help="2026-11-01, 2026-11-01T12:00:00Z or 7d / 24h / 30m")
-        cmd.add_argument("--until")
-    summary.add_argument("--json", action="store_true")
+        cmd.add_argument("--tenant", help="one tenant's calls (default: every tenant)")
+        cmd.add_argument("--since", help="2026-11-01, 2026-11-01T12:00:00Z or 7d / 24h / 30m (default: the first call)")
+        cmd.add_argument("--until", help="the same forms, exclusive (default: now)")
+    summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
     summary.set_defaults(func=ledger.summary)
-    export.add_argument("--format", choices=("csv", "jsonl"), required=True)
+    export.add_argument("--format", choices=("csv", "jsonl"), required=True, help="output format")
     export.set_defaults(func=ledger.export)
 
 
-def _add_prices(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    cmds = sub.add_parser("prices", help="price tables the ledger used").add_subparsers(dest="action", required=True)
-    show = cmds.add_parser("show", help="list stored price versions, or print one")
-    show.add_argument("--version", help="a price_version from the ledger")
+def _add_prices(sub: Sub) -> None:
+    cmds = _group(sub, "prices", "price tables the ledger used")
+    show = _command(cmds, "show", "list stored price versions, or print one")
+    show.add_argument("--version", help="a price_version from the ledger (default: list the versions)")
     show.set_defaults(func=prices.show)
+
+
+def package_version() -> str:
+    """The installed distribution's version."""
+    try:
+        return version("netra")
+    except PackageNotFoundError:
+        return "unknown (not installed; `pip install -e .`)"
 
 
 def parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
-    root = argparse.ArgumentParser(prog="netra", description="Netra, the OpenAI-compatible gateway.")
-    sub = root.add_subparsers(dest="command", required=True)
+    root = argparse.ArgumentParser(
+        prog="netra", description="Netra, the OpenAI-compatible gateway.", formatter_class=HelpFormatter
+    )
+    root.add_argument("--version", action="version", version=f"netra {package_version()}")
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_serve, _add_tenants, _add_keys, _add_ledger, _add_prices):
         add(sub)
     return root
 
 
+def _settings_problem(exc: ValidationError) -> str:
+    """A bad NETRA_ variable as one line naming it."""
+    error = exc.errors(include_url=False)[0]
+    name = "NETRA_" + "_".join(str(p) for p in error["loc"]).upper()
+    return f"{name}: {error['msg']} (got {error['input']!r})"
+
+
+def _run(args: argparse.Namespace) -> int:
+    checks: tuple[Check, ...] = getattr(args, "checks", ())
+    for check in checks:
+        if (problem := check(Settings())) is not None:
+            return fail(problem)
+    func: Command = args.func
+    return func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = parser().parse_args(argv)
-    func: Command = args.func
     try:
-        return func(args)
+        return _run(args)
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        return fail(_settings_problem(exc))
     except BrokenPipeError:
         # The reader went away (`netra ledger export | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from core.config_messages import ConfigProblem, Loc, located, validation_problem, yaml_message
 from core.settings import Settings
 
 ProviderKind = Literal["openai", "azure", "anthropic"]
@@ -105,43 +106,97 @@ class GatewayConfig(BaseModel):
         return next(p for p in self.providers if p.name == name)
 
 
-def expand_env(text: str, env: Mapping[str, str]) -> str:
-    """Replace ${NAME} and ${NAME:-default} with values from env."""
-
-    def repl(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        value = env.get(name)
-        if value is None:
-            if default is None:
-                return ""
-            return default
-        return value
-
-    return _ENV_REF.sub(repl, text)
+def expand_env(value: Any, env: Mapping[str, str], loc: Loc = ()) -> Any:
+    """Replace ${NAME} and ${NAME:-default} in every string of a parsed document; an unset ${NAME} is a problem."""
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda match: _env_value(match, env, loc), value)
+    if isinstance(value, dict):
+        return {key: expand_env(item, env, (*loc, str(key))) for key, item in value.items()}
+    if isinstance(value, list):
+        return [expand_env(item, env, (*loc, i)) for i, item in enumerate(value)]
+    return value
 
 
-def parse_config(text: str, env: Mapping[str, str]) -> GatewayConfig:
-    """Parse YAML text into a validated config."""
+def _env_value(match: re.Match[str], env: Mapping[str, str], loc: Loc) -> str:
+    name, default = match.group(1), match.group(2)
+    # As in the shell, an empty variable counts as unset for `:-`.
+    value = env.get(name) or default
+    if value is None:
+        # An empty credential would send requests without one: refuse to start instead.
+        raise ConfigProblem(loc, f"${{{name}}} is not set in the environment (or is empty); export {name}, "
+                                 f"or write ${{{name}:-}} if an empty value is meant")
+    return value
+
+
+def _read_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its plain value."""
+    loader = yaml.SafeLoader(text)
     try:
-        raw = yaml.safe_load(expand_env(text, env)) or {}
-        config = GatewayConfig.model_validate(raw)
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
-    _check_references(config)
+        node = loader.get_single_node()
+        return node, loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_message(source, exc)) from exc
+    finally:
+        loader.dispose()
+
+
+def parse_config(text: str, env: Mapping[str, str], source: str = "netra.yaml") -> GatewayConfig:
+    """Parse YAML text into a validated config; a mistake is one ConfigError line naming file, line and field."""
+    root, raw = _read_yaml(text, source)
+    try:
+        config = _validate(expand_env(_empty_sections(raw), env))
+        _check_references(config)
+    except ConfigProblem as problem:
+        raise ConfigError(located(source, root, problem)) from None
     return config
 
 
+def _empty_sections(raw: Any) -> Any:
+    """An empty file is an empty config, and an empty `providers:` or `models:` an empty list."""
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        return {key: [] if key in ("providers", "models") and value is None else value for key, value in raw.items()}
+    return raw
+
+
+def _validate(raw: Any) -> GatewayConfig:
+    try:
+        return GatewayConfig.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        problem = validation_problem(errors[0], _MODELS_AT)
+        if len(errors) > 1:
+            problem.message += f" (and {len(errors) - 1} more)"
+        raise problem from None
+
+
 def _check_references(config: GatewayConfig) -> None:
-    names = {p.name for p in config.providers}
-    if len(names) != len(config.providers):
-        raise ConfigError("provider names must be unique")
     seen: set[str] = set()
-    for model in config.models:
-        if model.provider not in names:
-            raise ConfigError(f"model {model.name}: unknown provider {model.provider!r}")
-        if model.name in seen:
-            raise ConfigError(f"model {model.name} is declared twice")
-        seen.add(model.name)
+    for i, provider in enumerate(config.providers):
+        if provider.name in seen:
+            raise ConfigProblem(("providers", i, "name"), f"{provider.name!r} is declared twice")
+        seen.add(provider.name)
+        if (problem := _base_url_problem(provider)) is not None:
+            raise ConfigProblem(("providers", i, "base_url"), problem)
+    models: set[str] = set()
+    for i, model in enumerate(config.models):
+        if model.provider not in seen:
+            declared = ", ".join(sorted(seen)) or "none"
+            raise ConfigProblem(("models", i, "provider"), f"{model.provider!r} is not a declared provider "
+                                                           f"(declared: {declared})")
+        if model.name in models:
+            raise ConfigProblem(("models", i, "name"), f"{model.name!r} is declared twice")
+        models.add(model.name)
+
+
+def _base_url_problem(provider: ProviderConfig) -> str | None:
+    if provider.kind == "azure" and not provider.base_url:
+        return "kind azure needs a base_url (https://RESOURCE.openai.azure.com/openai)"
+    if provider.kind == "anthropic" and (provider.base_url or "").rstrip("/").endswith("/v1"):
+        # Anthropic's SDK convention: the base is the host; requests go to {base_url}/v1/messages.
+        return "an anthropic base_url is the host only, without /v1 (e.g. https://api.anthropic.com)"
+    return None
 
 
 def default_config(settings: Settings) -> GatewayConfig:
@@ -165,4 +220,12 @@ def load_config(settings: Settings, env: Mapping[str, str]) -> GatewayConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    return parse_config(text, env)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    return parse_config(text, env, str(path))
+
+
+# Which model sits at which place of the file (list indexes left out), for "did you mean" on an unknown field.
+_MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
+    (): GatewayConfig, ("providers",): ProviderConfig, ("models",): ModelConfig, ("models", "price"): PriceOverride,
+}

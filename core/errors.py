@@ -26,9 +26,14 @@ import orjson
 _SECRETISH = re.compile(r"(?<![A-Za-z0-9])((?:sk|nk)-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._~+/=\-]{8,})")
 
 
+def redact(message: str) -> str:
+    """Remove anything that looks like a credential, keeping the message whole (for logs and the operator)."""
+    return _SECRETISH.sub("[redacted]", message)
+
+
 def sanitise(message: str) -> str:
     """Remove anything that looks like a credential from a message before it leaves Netra."""
-    return _SECRETISH.sub("[redacted]", message)[:2000]
+    return redact(message)[:2000]
 
 
 class NetraError(Exception):

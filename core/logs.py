@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from core.errors import sanitise
+from core.errors import redact
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
@@ -24,13 +24,14 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": sanitise(record.getMessage()),
+            # Redacted but never shortened: a cut line can lose the cause that explains it.
+            "msg": redact(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD:
                 data[key] = value
         if record.exc_info:
-            data["exc"] = sanitise(self.formatException(record.exc_info))
+            data["exc"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(data, default=str).decode()
 
 

@@ -32,10 +32,14 @@ class KeyRecord:
     revoked: bool
 
 
-async def create_tenant(session: AsyncSession, name: str, tier: str = "free") -> Tenant:
-    """Create a tenant; names are unique."""
+def _check_tier(tier: str) -> None:
     if tier not in TIERS:
         raise TenantError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+
+
+async def create_tenant(session: AsyncSession, name: str, tier: str = "free") -> Tenant:
+    """Create a tenant; names are unique."""
+    _check_tier(tier)
     tenant = Tenant(id=new_id("ten"), name=name, tier=tier, status="active", created_at=utcnow())
     session.add(tenant)
     try:
@@ -63,6 +67,15 @@ async def set_tenant_status(session: AsyncSession, name: str, status: str) -> Te
     """Suspend or reactivate a tenant."""
     tenant = await tenant_by_name(session, name)
     tenant.status = status
+    await session.commit()
+    return tenant
+
+
+async def set_tenant_tier(session: AsyncSession, name: str, tier: str) -> Tenant:
+    """Move a tenant to another tier (its hourly request limit follows)."""
+    _check_tier(tier)
+    tenant = await tenant_by_name(session, name)
+    tenant.tier = tier
     await session.commit()
     return tenant
 

@@ -1,0 +1,70 @@
+"""Checks before a server starts, so a mistake is one line on stderr instead of a traceback from inside uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.config import ConfigError, load_config
+from core.db import create_engine
+from core.migrate import alembic_config
+from core.settings import Settings
+
+
+def config_problem(settings: Settings) -> str | None:
+    """What is wrong with netra.yaml (file, line, field and what to change), or None."""
+    try:
+        load_config(settings, os.environ)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def schema_problem(settings: Settings) -> str | None:
+    """Why the relational schema cannot serve yet (absent, behind, unreachable), or None when it is current."""
+    url = settings.resolved_database_url
+    shown = make_url(url).render_as_string(hide_password=True)
+    sqlite_file = _sqlite_file(url)
+    if sqlite_file is not None and not sqlite_file.exists():
+        return f"no database yet at {sqlite_file}: run `netra migrate` first (or `netra run`, which migrates)"
+    try:
+        current = asyncio.run(_current_revisions(settings))
+    except (SQLAlchemyError, OSError) as exc:
+        return f"cannot read the database {shown}: {_first_line(exc)}"
+    needed = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+    if current == needed:
+        return None
+    state = "has no Netra tables" if not current else f"is at revision {', '.join(sorted(current))}"
+    return f"the database {shown} {state}; this Netra needs {', '.join(sorted(needed))}: run `netra migrate` first"
+
+
+async def _current_revisions(settings: Settings) -> set[str]:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_heads)
+    finally:
+        await engine.dispose()
+
+
+def _heads(conn: Connection) -> set[str]:
+    return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _first_line(exc: BaseException) -> str:
+    # SQLAlchemy appends the statement and a link on further lines; the first line says what went wrong.
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

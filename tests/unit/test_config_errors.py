@@ -1,0 +1,138 @@
+"""A mistake in netra.yaml is one line naming the file, the line, the field's place and what to change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.config import ConfigError, load_config, parse_config
+from core.settings import Settings
+
+OPENAI = "providers:\n  - {name: openai, kind: openai, api_key: sk-test-key-123}\n"
+
+MISTAKES = [
+    pytest.param(
+        "providers:\n  - {name: a, kind: openai}\n  - {name: b, kind: opnai}\n",
+        "netra.yaml:3: providers[1].kind: 'opnai' is not one of openai, azure, anthropic",
+        id="unknown-kind",
+    ),
+    pytest.param(
+        "providers:\n  - name: a\n    kind: openai\n   base_url: x\n",
+        "netra.yaml:4:4: YAML syntax error: expected <block end>, but found '<block mapping start>' "
+        "(while parsing a block collection that starts at line 2)",
+        id="yaml-indentation",
+    ),
+    pytest.param(
+        "models: [1, 2\nproviders: []\n",
+        "netra.yaml:2:10: YAML syntax error: expected ',' or ']', but got ':' "
+        "(while parsing a flow sequence that starts at line 1)",
+        id="yaml-unclosed-list",
+    ),
+    pytest.param(
+        "providers:\n  - name: a\n    kind: openai\n    base: http://x/v1\n",
+        "netra.yaml:4: providers[0].base: unknown field; did you mean base_url?",
+        id="mistyped-field",
+    ),
+    pytest.param(
+        "provider:\n  - {name: a, kind: openai}\n",
+        "netra.yaml:1: provider: unknown field; did you mean providers?",
+        id="mistyped-section",
+    ),
+    pytest.param(
+        "providers:\n  - {name: a, kind: openai, colour: blue}\n",
+        "netra.yaml:2: providers[0].colour: unknown field; "
+        "the fields here are name, kind, base_url, api_key, api_version, headers",
+        id="unknown-field",
+    ),
+    pytest.param(
+        "providers:\n  - {kind: openai}\n",
+        "netra.yaml:2: providers[0]: name is required",
+        id="missing-name",
+    ),
+    pytest.param(
+        OPENAI + "models:\n  - name: m\n    provider: openai\n    price: {input: cheap}\n",
+        "netra.yaml:6: models[0].price.input: should be a valid number, unable to parse string as a number "
+        "(got 'cheap')",
+        id="wrong-type",
+    ),
+    pytest.param(
+        OPENAI + "models:\n  - {name: m, provider: opneai}\n",
+        "netra.yaml:4: models[0].provider: 'opneai' is not a declared provider (declared: openai)",
+        id="unknown-provider",
+    ),
+    pytest.param(
+        OPENAI + "models:\n  - {name: m, provider: openai}\n  - {name: m, provider: openai}\n",
+        "netra.yaml:5: models[1].name: 'm' is declared twice",
+        id="duplicate-model",
+    ),
+    pytest.param(
+        "providers:\n  - {name: c, kind: anthropic, base_url: 'https://api.anthropic.com/v1'}\n",
+        "netra.yaml:2: providers[0].base_url: an anthropic base_url is the host only, without /v1 "
+        "(e.g. https://api.anthropic.com)",
+        id="anthropic-v1",
+    ),
+    pytest.param(
+        "providers:\n  - {name: z, kind: azure}\n",
+        "netra.yaml:2: providers[0].base_url: kind azure needs a base_url (https://RESOURCE.openai.azure.com/openai)",
+        id="azure-without-url",
+    ),
+    pytest.param(
+        "- openai\n",
+        "netra.yaml:1: the file should be a mapping with `providers:` and `models:`",
+        id="not-a-mapping",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MISTAKES)
+def test_a_mistake_is_one_line_with_its_place(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, {}, "netra.yaml")
+    assert str(err.value) == message
+
+
+def test_an_unset_variable_in_an_api_key_is_named() -> None:
+    text = "providers:\n  - {name: c, kind: anthropic}\n  - {name: o, kind: openai, api_key: '${OPENAI_KEY}'}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, {"OPENAI_KEY": ""}, "netra.yaml")
+    assert str(err.value) == (
+        "netra.yaml:3: providers[1].api_key: ${OPENAI_KEY} is not set in the environment (or is empty); "
+        "export OPENAI_KEY, or write ${OPENAI_KEY:-} if an empty value is meant"
+    )
+
+
+def test_an_explicit_empty_default_and_a_commented_variable_are_accepted() -> None:
+    text = "# api_key: ${UNSET_IN_A_COMMENT}\nproviders:\n  - {name: local, kind: openai, api_key: '${LOCAL_KEY:-}'}\n"
+    config = parse_config(text, {}, "netra.yaml")
+    assert config.providers[0].api_key is None
+
+
+def test_a_variable_is_substituted_verbatim_whatever_it_contains() -> None:
+    # Expanded after parsing: a value with YAML syntax in it stays one string.
+    text = "providers:\n  - {name: o, kind: openai, api_key: '${KEY}', headers: {x-org: '${ORG:-acme}'}}\n"
+    config = parse_config(text, {"KEY": "sk-a: b # c'd"}, "netra.yaml")
+    key = config.providers[0].api_key
+    assert key is not None and key.get_secret_value() == "sk-a: b # c'd"
+    assert config.providers[0].headers == {"x-org": "acme"}
+
+
+def test_a_credential_is_never_echoed_in_a_message() -> None:
+    text = "providers:\n  - {name: o, kind: openai, api_key: [sk-secret-value-123]}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, {}, "netra.yaml")
+    assert str(err.value) == "netra.yaml:2: providers[0].api_key: should be a valid string"
+
+
+def test_the_file_name_is_the_one_configured(tmp_path: Path) -> None:
+    path = tmp_path / "conf.yaml"
+    path.write_text("providers:\n  - {name: a, kind: opnai}\n")
+    settings = Settings(config=path, _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError) as err:
+        load_config(settings, {})
+    assert str(err.value).startswith(f"{path}:2: providers[0].kind: 'opnai'")
+
+
+def test_empty_sections_are_empty() -> None:
+    config = parse_config("providers:\nmodels:\n", {}, "netra.yaml")
+    assert config.providers == () and config.models == ()
