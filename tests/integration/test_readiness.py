@@ -1,4 +1,4 @@
-"""GET /health/ready: degraded but ready when Redis is away, not ready without providers, prompt during a long insert."""
+"""GET /health/ready: degraded but ready when Redis is away, not ready without providers, prompt during inserts."""
 
 from __future__ import annotations
 
