@@ -119,9 +119,9 @@ class ModelNotFound(NetraError):
     type = "invalid_request_error"
     default_code = "model_not_found"
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, message: str | None = None) -> None:
         super().__init__(
-            f"The model `{model}` does not exist or you do not have access to it.",
+            message or f"The model `{model}` does not exist or you do not have access to it.",
             param="model",
         )
 

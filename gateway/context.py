@@ -15,20 +15,21 @@ class CallContext:
     """Mutable per-request record; the middleware creates it and turns it into a log line and a ledger row."""
 
     __slots__ = (
-        "cache_outcome", "cancelled", "completion_chars", "endpoint", "error_code", "first_byte_t", "headers",
-        "key_id", "method", "outcome", "path", "prompt_chars", "provider", "received_t", "received_us",
-        "request_hash", "request_id", "requested_model", "served_model", "status", "stream", "tags", "tenant_id",
-        "tenant_name", "upstream_attempts", "upstream_called", "usage",
+        "cache_outcome", "cancelled", "completion_chars", "ended_t", "endpoint", "error_code", "first_byte_t",
+        "headers", "key_id", "method", "outcome", "path", "prompt_chars", "provider", "received_t", "received_us",
+        "request_hash", "request_id", "requested_model", "responded", "served_model", "status", "stream", "tags",
+        "tenant_id", "tenant_name", "upstream_attempts", "upstream_called", "usage",
     )
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
         self.request_id = request_id
-        self.method = method
-        self.path = path
+        self.method, self.path = method, path
         self.endpoint = path[4:] if path.startswith("/v1/") else path
         self.received_us = time.time_ns() // 1000
         self.received_t = time.perf_counter()
+        # When the first byte went out, and when the client left (None: not yet, or never).
         self.first_byte_t: float | None = None
+        self.ended_t: float | None = None
         self.status = 0
         self.error_code = ""
         self.tenant_id = self.tenant_name = self.key_id = ""
@@ -43,8 +44,7 @@ class CallContext:
         self.upstream_attempts = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.outcome = ""
-        self.cancelled = False
-        self.upstream_called = False
+        self.cancelled = self.responded = self.upstream_called = False
 
     @property
     def billable(self) -> bool:
@@ -55,6 +55,12 @@ class CallContext:
         """Note when the first byte of the answer went out (once)."""
         if self.first_byte_t is None:
             self.first_byte_t = time.perf_counter()
+
+    def client_left(self) -> None:
+        """Note that the client went away before its answer was complete, and when."""
+        self.cancelled = True
+        if self.ended_t is None:
+            self.ended_t = time.perf_counter()
 
     def elapsed_ms(self, until: float | None = None) -> float:
         """Milliseconds since arrival (or until a given perf_counter time)."""
@@ -69,5 +75,6 @@ class CallContext:
         return {
             "request_id": self.request_id, "method": self.method, "path": self.path, "status": self.status,
             "tenant": self.tenant_name, "model": self.requested_model, "served_model": self.served_model,
-            "stream": self.stream, "error_code": self.error_code, "latency_ms": round(self.elapsed_ms(), 3),
+            "stream": self.stream, "error_code": self.error_code,
+            "latency_ms": round(self.elapsed_ms(self.ended_t), 3),
         }

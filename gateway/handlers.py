@@ -22,6 +22,13 @@ from gateway.state import GatewayState, get_ctx, get_state
 from gateway.tiers import hourly_limit
 
 T = TypeVar("T")
+# Model names are short; a longer one is kept this long in the ledger (the rest is a client's noise).
+MAX_MODEL_CHARS = 256
+NO_PROVIDER = (
+    "The model `{}` is not available: no provider is configured on this gateway. Set OPENAI_API_KEY or"
+    " ANTHROPIC_API_KEY in the gateway's environment, or list providers and models in netra.yaml (see the README),"
+    " then restart the gateway."
+)
 
 
 async def authorize(state: GatewayState, request: Request, ctx: CallContext) -> Principal:
@@ -40,6 +47,8 @@ async def authorize(state: GatewayState, request: Request, ctx: CallContext) -> 
 def resolve_model(state: GatewayState, principal: Principal, name: str, endpoint: str) -> ModelConfig:
     """The configured model the key may use, served by a provider that supports the endpoint."""
     model = state.models.get(name)
+    if not state.models:
+        raise ModelNotFound(name, NO_PROVIDER.format(name))
     if model is None or not principal.may_use(name):
         raise ModelNotFound(name)
     if not state.providers[model.provider].supports(endpoint):
@@ -49,9 +58,15 @@ def resolve_model(state: GatewayState, principal: Principal, name: str, endpoint
     return model
 
 
+def note_requested_model(ctx: CallContext, body: dict[str, Any]) -> None:
+    """Record the model the client asked for, as sent, before any check may refuse the call."""
+    name = body.get("model")
+    if isinstance(name, str):
+        ctx.requested_model = name[:MAX_MODEL_CHARS]
+
+
 def describe(ctx: CallContext, request: Request, endpoint: str, body: dict[str, Any], model: ModelConfig) -> None:
-    """Fill the context with what the ledger records about the request."""
-    ctx.requested_model = model.name
+    """Fill the context with what the ledger records about the request (the requested model is already noted)."""
     ctx.served_model = model.upstream_name
     ctx.provider = model.provider
     ctx.stream = body.get("stream") is True
@@ -66,6 +81,7 @@ async def prepare(request: Request, endpoint: str) -> tuple[GatewayState, CallCo
     state, ctx = get_state(request), get_ctx(request)
     principal = await authorize(state, request, ctx)
     body = parse_object(await read_body(request, state.settings.max_body_bytes))
+    note_requested_model(ctx, body)
     validate(endpoint, body)
     model = resolve_model(state, principal, body["model"], endpoint)
     describe(ctx, request, endpoint, body, model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -39,6 +40,42 @@ def request_id_of(scope: Scope) -> str:
                 return str(value.decode())
             break
     return f"req_{os.urandom(16).hex()}"
+
+
+class ClientWatch:
+    """Watches for the client leaving once its body is read, and then cancels the request's task at once.
+
+    The one extra task per proxied request waits on `receive()`, which after the last body chunk yields only
+    http.disconnect; servers deliver it when the connection drops, or once the response is complete (ignored).
+    """
+
+    __slots__ = ("_receive", "ctx", "gone", "task", "watcher")
+
+    def __init__(self, receive: Receive, ctx: CallContext) -> None:
+        self._receive = receive
+        self.ctx = ctx
+        self.task = asyncio.current_task()
+        self.watcher: asyncio.Task[None] | None = None
+        self.gone = False
+
+    async def receive(self) -> Message:
+        """The next request message for the handler; after the last body chunk the watch begins."""
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False) and self.watcher is None:
+            self.watcher = asyncio.create_task(self._watch())
+        return message
+
+    async def _watch(self) -> None:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" and not self.ctx.responded and self.task is not None:
+            self.gone = True
+            self.ctx.client_left()
+            self.task.cancel()
+
+    def stop(self) -> None:
+        """End the watch (the request is over); it can no longer cancel anything."""
+        if self.watcher is not None:
+            self.watcher.cancel()
 
 
 class GatewayMiddleware:
@@ -79,20 +116,34 @@ class GatewayMiddleware:
                 if not ctx.stream:  # a stream's first byte is its first event, noted by the relay
                     ctx.mark_first_byte()
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid), *ctx.headers]
+            elif not message.get("more_body", False) and message["type"] == "http.response.body":
+                ctx.responded = True  # a disconnect from now on is the connection's normal end
             await send(message)
 
         return send_with_headers
 
     async def _proxy(self, handler: Handler, ctx: CallContext, scope: Scope, receive: Receive, send: Send) -> None:
         # The proxy endpoints skip Starlette's routing and exception layers: they are the hot path.
+        watch = ClientWatch(receive, ctx)
         try:
-            response: ASGIApp = await handler(Request(scope, receive))
+            await self._respond(handler, ctx, scope, watch, send)
+        except asyncio.CancelledError:
+            if not watch.gone or watch.task is None:
+                raise
+            watch.task.uncancel()  # the cancellation was ours, for this request: the server goes on
+        finally:
+            watch.stop()
+
+    @staticmethod
+    async def _respond(handler: Handler, ctx: CallContext, scope: Scope, watch: ClientWatch, send: Send) -> None:
+        try:
+            response: ASGIApp = await handler(Request(scope, watch.receive))
         except NetraError as exc:
             response = error_response(ctx, exc)
         except ClientDisconnect:
-            ctx.cancelled = True  # gone before its request was read: nothing to answer
+            ctx.client_left()  # gone before its request was read: nothing to answer
             return
-        await response(scope, receive, send)
+        await response(scope, watch.receive, send)
 
     async def _fail(self, ctx: CallContext, send: Send) -> None:
         log.exception("unhandled error", extra={"request_id": ctx.request_id})
@@ -114,14 +165,17 @@ def route_label(ctx: CallContext) -> str:
 
 def account(state: GatewayState, ctx: CallContext) -> None:
     """Metrics, the access-log line and (for billable calls) the ledger row of a finished request."""
-    now = time.perf_counter()
+    # A client that left is accounted for at the moment it left, not when the cancelled work wound down.
+    now = ctx.ended_t if ctx.ended_t is not None else time.perf_counter()
     route = route_label(ctx)
     m = state.metrics
     status = str(final_status(ctx)[1])
-    m.child(m.requests, route, ctx.requested_model, status).inc()
+    # Only configured models label metrics: the name a client sent is unbounded (it goes to the ledger only).
+    model = ctx.requested_model if ctx.provider else ""
+    m.child(m.requests, route, model, status).inc()
     m.child(m.latency, route).observe(now - ctx.received_t)
     if ctx.stream and ctx.first_byte_t is not None:
-        m.child(m.ttft, ctx.requested_model).observe(ctx.first_byte_t - ctx.received_t)
+        m.child(m.ttft, model).observe(ctx.first_byte_t - ctx.received_t)
     if ctx.usage is not None:
         m.child(m.tokens, ctx.served_model, "prompt").inc(ctx.usage.prompt_tokens)
         m.child(m.tokens, ctx.served_model, "completion").inc(ctx.usage.completion_tokens)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.types import Receive, Scope, Send
 
 from gateway.context import CallContext
@@ -35,29 +33,20 @@ class BytesResponse:
 
 
 class SSEResponse:
-    """An ASGI response that relays an upstream stream and cancels it when the client disconnects."""
+    """An ASGI response that relays an upstream stream; the middleware cancels it when the client disconnects."""
 
     def __init__(self, stream: UpstreamStream, ctx: CallContext, headers: list[tuple[bytes, bytes]]) -> None:
         self.stream = stream
         self.ctx = ctx
         self.headers = _SSE_HEADERS + headers
-        self.client_gone = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send headers, then every event as it arrives; a disconnect cancels the relay and the upstream call."""
-        task = asyncio.current_task()
-        assert task is not None
-        listener = asyncio.create_task(self._watch(receive, task))
+        """Send headers, then every event as it arrives; however it ends, the upstream call is closed."""
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.headers})
             await self._relay(send)
-        except asyncio.CancelledError:
-            if not self.client_gone:
-                raise
-            task.uncancel()
-            self.ctx.cancelled = True
         finally:
-            listener.cancel()
+            # Also on cancellation (the client left): closing the stream cancels the upstream call.
             await self.stream.aclose()
             self.ctx.completion_chars = self.stream.completion_chars
             self.ctx.usage = self.stream.usage
@@ -68,11 +57,3 @@ class SSEResponse:
             self.ctx.mark_first_byte()
             await send({"type": "http.response.body", "body": data, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _watch(self, receive: Receive, task: asyncio.Task[object]) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                self.client_gone = True
-                task.cancel()
-                return
