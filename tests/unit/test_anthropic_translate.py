@@ -17,6 +17,7 @@ from gateway.providers.anthropic_translate import (
     to_messages_request,
     usage_from_anthropic,
 )
+from tests.unit.helpers import assert_envelope
 
 UPSTREAM = "claude-sonnet-4-5-20250929"
 HI = {"role": "user", "content": "Hi"}
@@ -262,6 +263,14 @@ def test_openai_only_fields_are_dropped() -> None:
 # ---- request: rejected inputs ---------------------------------------------------------------------------------------
 
 
+def call(**fields: Any) -> dict[str, Any]:
+    return {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}, **fields}
+
+
+def assistant(**fields: Any) -> dict[str, Any]:
+    return {"role": "assistant", **fields}
+
+
 @pytest.mark.parametrize(
     ("body", "param", "code"),
     [
@@ -269,37 +278,206 @@ def test_openai_only_fields_are_dropped() -> None:
         ({"response_format": {"type": "json_object"}, "messages": [HI]}, "response_format", "unsupported_parameter"),
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}, "messages": [HI]},
          "response_format", "unsupported_parameter"),
+        ({"response_format": "text", "messages": [HI]}, "response_format", "unsupported_parameter"),
         ({"functions": [{"name": "f"}], "messages": [HI]}, "functions", "unsupported_parameter"),
         ({}, "messages", "missing_required_parameter"),
         ({"messages": "hi"}, "messages", "invalid_type"),
-        ({"messages": ["hi"]}, "messages", "invalid_value"),
-        ({"messages": [{"role": "robot", "content": "x"}]}, "messages", "invalid_value"),
-        ({"messages": [{"content": "x"}]}, "messages", "invalid_value"),
-        ({"messages": [{"role": "user", "content": 5}]}, "messages", "invalid_type"),
+        ({"messages": 5}, "messages", "invalid_type"),
+        ({"messages": ["hi"]}, "messages[0]", "invalid_type"),
+        ({"messages": [HI, None]}, "messages[1]", "invalid_type"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value"),
+        ({"messages": [{"role": "function", "name": "f", "content": "x"}]}, "messages[0].role", "invalid_value"),
+        ({"messages": [{"content": "x"}]}, "messages[0].role", "missing_required_parameter"),
+        ({"messages": [{"role": ["user"], "content": "x"}]}, "messages[0].role", "invalid_type"),
+        ({"messages": [{"role": {"a": 1}, "content": "x"}]}, "messages[0].role", "invalid_type"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "invalid_type"),
+        ({"messages": [{"role": "user", "content": {"type": "text", "text": "x"}}]}, "messages[0].content",
+         "invalid_type"),
+        ({"messages": [{"role": "user"}]}, "messages[0].content", "missing_required_parameter"),
+        ({"messages": [{"role": "system", "content": None}, HI]}, "messages[0].content", "missing_required_parameter"),
+        ({"messages": [{"role": "user", "content": ["hi"]}]}, "messages[0].content[0]", "invalid_type"),
+        ({"messages": [{"role": "user", "content": [text("a"), 5]}]}, "messages[0].content[1]", "invalid_type"),
+        ({"messages": [{"role": "user", "content": [{"text": "x"}]}]}, "messages[0].content[0].type",
+         "missing_required_parameter"),
+        ({"messages": [{"role": "user", "content": [{"type": ["text"], "text": "x"}]}]},
+         "messages[0].content[0].type", "invalid_type"),
+        ({"messages": [{"role": "user", "content": [{"type": {"x": 1}}]}]}, "messages[0].content[0].type",
+         "invalid_type"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}, "messages[0].content[0].text",
+         "invalid_type"),
+        ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text",
+         "missing_required_parameter"),
         ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
-         "messages", "invalid_value"),
-        ({"messages": [{"role": "user", "content": [image("ftp://x/y.png")]}]}, "messages", "invalid_value"),
-        ({"messages": [{"role": "user", "content": [image("data:image/png,abc")]}]}, "messages", "invalid_value"),
-        ({"messages": [{"role": "user", "content": [image("data:text/plain;base64,YQ==")]}]}, "messages",
+         "messages[0].content[0].type", "invalid_value"),
+        ({"messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}]}, "messages[0].content[0].type",
          "invalid_value"),
-        ({"messages": [{"role": "system", "content": [image("https://x/y.png")]}]}, "messages", "invalid_value"),
-        ({"messages": [{"role": "assistant", "tool_calls": [
-            {"id": "t", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}]},
-         "messages", "invalid_value"),
-        ({"messages": [{"role": "assistant", "tool_calls": [
-            {"id": "t", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]},
-         "messages", "invalid_value"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, "messages", "invalid_value"),
+        ({"messages": [{"role": "user", "content": [image("ftp://x/y.png")]}]}, "messages[0].content[0].image_url.url",
+         "invalid_value"),
+        ({"messages": [{"role": "user", "content": [image("data:image/png,abc")]}]},
+         "messages[0].content[0].image_url.url", "invalid_value"),
+        ({"messages": [{"role": "user", "content": [image("data:text/plain;base64,YQ==")]}]},
+         "messages[0].content[0].image_url.url", "invalid_value"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0].content[0].image_url",
+         "missing_required_parameter"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+         "messages[0].content[0].image_url.url", "missing_required_parameter"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 5}}]}]},
+         "messages[0].content[0].image_url.url", "invalid_type"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": 5}]}]},
+         "messages[0].content[0].image_url", "invalid_type"),
+        ({"messages": [{"role": "system", "content": [image("https://x/y.png")]}]}, "messages[0].content[0].type",
+         "invalid_value"),
+        ({"messages": [HI, assistant(content=[image("https://x/y.png")])]}, "messages[1].content[0].type",
+         "invalid_value"),
+        ({"messages": [HI, assistant(content=5)]}, "messages[1].content", "invalid_type"),
+        ({"messages": [HI, assistant(content=[{"type": "refusal", "refusal": None}])]},
+         "messages[1].content[0].refusal", "missing_required_parameter"),
+        ({"messages": [HI, assistant(tool_calls=5)]}, "messages[1].tool_calls", "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls="f")]}, "messages[1].tool_calls", "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls={"id": "x"})]}, "messages[1].tool_calls", "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls=[5])]}, "messages[1].tool_calls[0]", "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls=[call(), None])]}, "messages[1].tool_calls[1]", "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls=[{"id": "t", "type": "function"}])]},
+         "messages[1].tool_calls[0].function", "missing_required_parameter"),
+        ({"messages": [HI, assistant(tool_calls=[call(function="f")])]}, "messages[1].tool_calls[0].function",
+         "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls=[call(function=["f"])])]}, "messages[1].tool_calls[0].function",
+         "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls=[call(function={"arguments": "{}"})])]},
+         "messages[1].tool_calls[0].function.name", "missing_required_parameter"),
+        ({"messages": [HI, assistant(tool_calls=[call(function={"name": 5})])]},
+         "messages[1].tool_calls[0].function.name", "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls=[call(function={"name": "f", "arguments": {"a": 1}})])]},
+         "messages[1].tool_calls[0].function.arguments", "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls=[call(function={"name": "f", "arguments": 5})])]},
+         "messages[1].tool_calls[0].function.arguments", "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls=[call(function={"name": "f", "arguments": "{not json"})])]},
+         "messages[1].tool_calls[0].function.arguments", "invalid_value"),
+        ({"messages": [HI, assistant(tool_calls=[call(function={"name": "f", "arguments": "[1]"})])]},
+         "messages[1].tool_calls[0].function.arguments", "invalid_value"),
+        ({"messages": [HI, assistant(tool_calls=[call(id=None)])]}, "messages[1].tool_calls[0].id",
+         "missing_required_parameter"),
+        ({"messages": [HI, assistant(tool_calls=[call(id=7)])]}, "messages[1].tool_calls[0].id", "invalid_type"),
+        ({"messages": [HI, assistant(tool_calls=[call(type="custom", custom={"name": "g", "input": "x"})])]},
+         "messages[1].tool_calls[0].type", "invalid_value"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id", "missing_required_parameter"),
+        ({"messages": [{"role": "tool", "tool_call_id": 5, "content": "x"}]}, "messages[0].tool_call_id",
+         "invalid_type"),
+        ({"messages": [{"role": "tool", "tool_call_id": "t", "content": 5}]}, "messages[0].content", "invalid_type"),
+        ({"messages": [{"role": "tool", "tool_call_id": "t", "content": [{"type": "audio"}]}]},
+         "messages[0].content[0].type", "invalid_value"),
         ({"messages": [HI], "max_tokens": "many"}, "max_tokens", "invalid_type"),
+        ({"messages": [HI], "max_tokens": True}, "max_tokens", "invalid_type"),
+        ({"messages": [HI], "max_completion_tokens": 1.5}, "max_completion_tokens", "invalid_type"),
+        ({"messages": [HI], "temperature": "hot"}, "temperature", "invalid_type"),
+        ({"messages": [HI], "top_p": False}, "top_p", "invalid_type"),
         ({"messages": [HI], "stop": 3}, "stop", "invalid_type"),
-        ({"messages": [HI], "tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools", "invalid_value"),
+        ({"messages": [HI], "stop": {"a": 1}}, "stop", "invalid_type"),
+        ({"messages": [HI], "stop": ["a", 3]}, "stop[1]", "invalid_type"),
+        ({"messages": [HI], "user": 5}, "user", "invalid_type"),
+        ({"messages": [HI], "tools": 5}, "tools", "invalid_type"),
+        ({"messages": [HI], "tools": "search"}, "tools", "invalid_type"),
+        ({"messages": [HI], "tools": {"type": "function"}}, "tools", "invalid_type"),
+        ({"messages": [HI], "tools": ["f"]}, "tools[0]", "invalid_type"),
+        ({"messages": [HI], "tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0].type", "invalid_value"),
+        ({"messages": [HI], "tools": [TOOLS[0], {"type": "function"}]}, "tools[1].function",
+         "missing_required_parameter"),
+        ({"messages": [HI], "tools": [{"type": "function", "function": "f"}]}, "tools[0].function", "invalid_type"),
+        ({"messages": [HI], "tools": [{"type": "function", "function": {"name": 1}}]}, "tools[0].function.name",
+         "invalid_type"),
+        ({"messages": [HI], "tools": [{"type": "function", "function": {"name": "f", "parameters": "{}"}}]},
+         "tools[0].function.parameters", "invalid_type"),
+        ({"messages": [HI], "tools": [{"type": "function", "function": {"name": "f", "description": ["d"]}}]},
+         "tools[0].function.description", "invalid_type"),
         ({"messages": [HI], "tools": TOOLS, "tool_choice": "sometimes"}, "tool_choice", "invalid_value"),
+        ({"messages": [HI], "tools": TOOLS, "tool_choice": 5}, "tool_choice", "invalid_type"),
+        ({"messages": [HI], "tools": TOOLS, "tool_choice": ["auto"]}, "tool_choice", "invalid_type"),
+        ({"messages": [HI], "tools": TOOLS, "tool_choice": {"type": "function"}}, "tool_choice.function",
+         "missing_required_parameter"),
+        ({"messages": [HI], "tools": TOOLS, "tool_choice": {"type": "function", "function": "now"}},
+         "tool_choice.function", "invalid_type"),
+        ({"messages": [HI], "tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": 1}}},
+         "tool_choice.function.name", "invalid_type"),
+        ({"messages": [HI], "tools": TOOLS, "tool_choice": {"type": "allowed_tools", "allowed_tools": {}}},
+         "tool_choice.type", "invalid_value"),
+        ({"messages": [HI], "tools": TOOLS, "parallel_tool_calls": "no"}, "parallel_tool_calls", "invalid_type"),
     ],
 )
 def test_rejected(body: dict[str, Any], param: str, code: str) -> None:
     with pytest.raises(InvalidParameter) as caught:
         to_messages_request(body, UPSTREAM)
     assert (caught.value.param, caught.value.code, caught.value.status_code) == (param, code, 400)
+    assert_envelope(caught.value.envelope(), type="invalid_request_error", code=code, param=param)
+
+
+HOSTILE = [None, 5, -1.5, True, "", "x", "{}", [], [5], ["x"], [None], [{}], {}, {"a": 1}, {"type": 5},
+           {"type": "text"}, {"name": 5}, [[]], [{"type": "function"}]]
+# Every place the translator reads something from, with a well-formed body around it.
+TEMPLATES: list[tuple[str, dict[str, Any]]] = [
+    ("messages", {"messages": "*"}),
+    ("messages[0]", {"messages": ["*"]}),
+    ("messages[0].role", {"messages": [{"role": "*", "content": "x"}]}),
+    ("messages[0].content", {"messages": [{"role": "user", "content": "*"}]}),
+    ("messages[0].content", {"messages": [{"role": "system", "content": "*"}, HI]}),
+    ("messages[0].content[0]", {"messages": [{"role": "user", "content": ["*"]}]}),
+    ("messages[0].content[0].type", {"messages": [{"role": "user", "content": [{"type": "*", "text": "x"}]}]}),
+    ("messages[0].content[0].text", {"messages": [{"role": "user", "content": [{"type": "text", "text": "*"}]}]}),
+    ("messages[0].content[0].image_url", {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": "*"}]}]}),
+    ("messages[0].content[0].image_url.url", {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "*"}}]}]}),
+    ("messages[1].content", {"messages": [HI, {"role": "assistant", "content": "*"}]}),
+    ("messages[1].content[0]", {"messages": [HI, {"role": "assistant", "content": ["*"]}]}),
+    ("messages[1].tool_calls", {"messages": [HI, {"role": "assistant", "tool_calls": "*"}]}),
+    ("messages[1].tool_calls[0]", {"messages": [HI, {"role": "assistant", "tool_calls": ["*"]}]}),
+    ("messages[1].tool_calls[0].id", {"messages": [HI, {"role": "assistant", "tool_calls": [call(id="*")]}]}),
+    ("messages[1].tool_calls[0].type", {"messages": [HI, {"role": "assistant", "tool_calls": [call(type="*")]}]}),
+    ("messages[1].tool_calls[0].function", {"messages": [HI, {"role": "assistant", "tool_calls": [
+        call(function="*")]}]}),
+    ("messages[1].tool_calls[0].function.name", {"messages": [HI, {"role": "assistant", "tool_calls": [
+        call(function={"name": "*", "arguments": "{}"})]}]}),
+    ("messages[1].tool_calls[0].function.arguments", {"messages": [HI, {"role": "assistant", "tool_calls": [
+        call(function={"name": "f", "arguments": "*"})]}]}),
+    ("messages[0].tool_call_id", {"messages": [{"role": "tool", "tool_call_id": "*", "content": "x"}]}),
+    ("messages[0].content", {"messages": [{"role": "tool", "tool_call_id": "t", "content": "*"}]}),
+    ("max_tokens", {"messages": [HI], "max_tokens": "*"}),
+    ("temperature", {"messages": [HI], "temperature": "*"}),
+    ("stop", {"messages": [HI], "stop": "*"}),
+    ("user", {"messages": [HI], "user": "*"}),
+    ("n", {"messages": [HI], "n": "*"}),
+    ("response_format", {"messages": [HI], "response_format": "*"}),
+    ("tools", {"messages": [HI], "tools": "*"}),
+    ("tools[0]", {"messages": [HI], "tools": ["*"]}),
+    ("tools[0].function", {"messages": [HI], "tools": [{"type": "function", "function": "*"}]}),
+    ("tools[0].function.parameters", {"messages": [HI], "tools": [
+        {"type": "function", "function": {"name": "f", "parameters": "*"}}]}),
+    ("tool_choice", {"messages": [HI], "tools": TOOLS, "tool_choice": "*"}),
+    ("parallel_tool_calls", {"messages": [HI], "tools": TOOLS, "parallel_tool_calls": "*"}),
+]
+
+
+def substitute(template: Any, value: Any) -> Any:
+    if template == "*":
+        return value
+    if isinstance(template, dict):
+        return {key: substitute(item, value) for key, item in template.items()}
+    if isinstance(template, list):
+        return [substitute(item, value) for item in template]
+    return template
+
+
+@pytest.mark.parametrize(("where", "template"), TEMPLATES, ids=[where for where, _ in TEMPLATES])
+def test_no_shape_crashes_the_translator(where: str, template: dict[str, Any]) -> None:
+    # Whatever is put at a place the translator reads, the result is a request or a 400 about that place.
+    for value in HOSTILE:
+        try:
+            request = to_messages_request(substitute(template, value), UPSTREAM)
+        except InvalidParameter as exc:
+            assert exc.status_code == 400
+            assert exc.param is not None and exc.param.startswith(where.split(".")[0].split("[")[0]), (value, exc)
+            assert exc.param.startswith(where) or where.startswith(exc.param), (value, exc.param)
+        else:
+            assert orjson.loads(orjson.dumps(request))["model"] == UPSTREAM
 
 
 def test_n_rejection_says_why() -> None:
@@ -333,6 +511,13 @@ def test_text_response() -> None:
     assert (choice.message.role, choice.message.content) == ("assistant", "Hello there")
     assert choice.message.tool_calls is None
     assert "tool_calls" not in completion["choices"][0]["message"]
+    assert usage == Usage(prompt_tokens=12, completion_tokens=6)
+
+
+@pytest.mark.parametrize("content", [5, "text", {"type": "text", "text": "x"}, None, [5, None, "x"]])
+def test_a_malformed_response_content_reads_as_empty(content: Any) -> None:
+    completion, usage = from_messages_response({**message([]), "content": content}, "gpt-4o", 1_700_000_000)
+    assert completion["choices"][0]["message"]["content"] is None
     assert usage == Usage(prompt_tokens=12, completion_tokens=6)
 
 
