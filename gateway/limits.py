@@ -140,6 +140,10 @@ class Backoff:
         self.retry_at, self.probing, self.reason = self.clock() + self.pause, False, reason
         return starting
 
+    def abandoned(self) -> None:
+        """Note a call given up without an outcome (the request was cancelled): the next one may probe."""
+        self.probing = False
+
     def answered(self) -> bool:
         """Note a call Redis answered; True when it ends an outage."""
         ending = self.down
@@ -196,6 +200,9 @@ class RedisRateLimiter:
         except (RedisError, OSError) as exc:
             self._note_failure(type(exc).__name__)
             return None
+        except BaseException:
+            self.backoff.abandoned()  # a cancelled probe (the client left) must not keep every later one away
+            raise
         self._note_answer()
         if window == self._window:  # the window did not roll over while this call waited
             self._local[tenant_id] = self._local.get(tenant_id, 0) - pending

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from gateway.limits import FIRST_PAUSE, MAX_PAUSE, WINDOW_SECONDS, RedisRateLimiter
 from tests.integration.conftest import REDIS_URL
+from tests.integration.harness import wait_for
 from tests.integration.redis_door import RedisDoor
 from tests.unit.helpers import Clock
 
@@ -136,3 +137,20 @@ async def test_an_outage_is_logged_once_and_so_is_the_recovery(
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "netra.limits"]
     assert [level for level, _ in lines] == ["WARNING", "INFO"], lines
     assert "counting rate limits locally" in lines[0][1] and "answers again" in lines[1][1]
+
+
+async def test_a_probe_whose_request_was_cancelled_does_not_stop_later_probes(
+    door: RedisDoor, limiter: RedisRateLimiter, clock: Clock, redis_token: str
+) -> None:
+    tenant = f"ten_{redis_token}"
+    door.set("hung")
+    await limiter.hit(tenant, LIMIT)
+    clock.advance(FIRST_PAUSE)
+    probe = asyncio.create_task(limiter.hit(tenant, LIMIT))
+    assert await wait_for(lambda: door.hung_connections == 2)
+    probe.cancel()  # the client left while its request probed Redis
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    door.set("open")
+    assert (await limiter.hit(tenant, LIMIT)).remaining == LIMIT - 2  # probed again, not counted locally forever
+    assert limiter.degraded is None

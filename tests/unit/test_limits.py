@@ -133,6 +133,15 @@ def test_calls_sent_before_the_outage_began_do_not_extend_it(clock: Clock) -> No
     assert backoff.pause == FIRST_PAUSE
 
 
+def test_a_probe_given_up_lets_the_next_request_probe(clock: Clock) -> None:
+    backoff = Backoff(clock)
+    backoff.failed("TimeoutError")
+    clock.advance(FIRST_PAUSE)
+    assert backoff.may_try()
+    backoff.abandoned()  # the probing request was cancelled
+    assert backoff.may_try()
+
+
 def test_an_answer_ends_the_outage(clock: Clock) -> None:
     backoff = Backoff(clock)
     assert not backoff.answered()  # no outage to end
