@@ -15,19 +15,22 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 
-from tests.fake_upstream import FakeUpstream
+from tests.fake_upstream import WIRES, FakeUpstream
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the weather?"}]
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
 REPLY = "Hello from the fake upstream."
 ANTHROPIC_HEADERS = {"x-api-key": "sk-ant-fake-key", "anthropic-version": "2023-06-01"}
+# Every layout is valid SSE and JSON as the official SDK's parser reads it.
+EVERY_WIRE = pytest.mark.parametrize("fake_wire", WIRES)
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream() as server:
+async def fake(fake_wire: str) -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream(wire=fake_wire) as server:
         yield server
 
 
@@ -59,6 +62,7 @@ async def wait_for(condition: Any, timeout: float = 3.0) -> None:
         await asyncio.sleep(0.01)
 
 
+@EVERY_WIRE
 async def test_chat_completion_parses_with_deterministic_usage(client: openai.AsyncOpenAI, fake: FakeUpstream) -> None:
     completion = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert completion.id.startswith("chatcmpl-fake") and completion.object == "chat.completion"
@@ -98,6 +102,7 @@ async def test_n_choices_and_cached_tokens(client: openai.AsyncOpenAI) -> None:
     assert completion.usage.prompt_tokens_details.cached_tokens == completion.usage.prompt_tokens // 2
 
 
+@EVERY_WIRE
 async def test_stream_without_usage(client: openai.AsyncOpenAI) -> None:
     stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     chunks = [chunk async for chunk in stream]
@@ -121,6 +126,7 @@ async def test_stream_with_usage_ends_with_a_usage_chunk(http: httpx.AsyncClient
     assert fake.completed_streams == 1
 
 
+@EVERY_WIRE
 async def test_tool_call_json_and_streamed(client: openai.AsyncOpenAI) -> None:
     completion = await client.chat.completions.create(model="gpt-4o-tools", messages=MESSAGES, tools=TOOLS)
     message = completion.choices[0].message
@@ -158,6 +164,7 @@ async def test_embeddings_base64_is_little_endian_float32(http: httpx.AsyncClien
     assert len(struct.unpack("<8f", raw)) == 8 and response.json()["usage"]["prompt_tokens"] == 3
 
 
+@EVERY_WIRE
 async def test_completions_json_and_stream(client: openai.AsyncOpenAI) -> None:
     completion = await client.completions.create(model="gpt-3.5-turbo-instruct", prompt="echo: done")
     assert completion.object == "text_completion" and completion.choices[0].text == "done"
@@ -170,6 +177,7 @@ async def test_completions_json_and_stream(client: openai.AsyncOpenAI) -> None:
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
 
 
+@EVERY_WIRE
 async def test_responses_json_and_stream(client: openai.AsyncOpenAI) -> None:
     response = await client.responses.create(model="gpt-4o", input="echo: hi there", instructions="Be brief.")
     assert response.object == "response" and response.status == "completed" and response.output_text == "hi there"
@@ -349,7 +357,7 @@ async def test_introspection_routes(client: openai.AsyncOpenAI, http: httpx.Asyn
 @pytest.mark.slow
 async def test_cli_serves_until_sigterm() -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fake_upstream", "--port", "0", cwd=Path(__file__).parents[2],
+        sys.executable, "-m", "tests.fake_upstream", "--port", "0", "--wire", "spaced", cwd=Path(__file__).parents[2],
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout is not None
@@ -357,5 +365,85 @@ async def test_cli_serves_until_sigterm() -> None:
     assert line.startswith("listening on http://127.0.0.1:")
     async with httpx.AsyncClient() as http:
         assert (await http.get(line.split()[-1] + "/_fake/stats")).json()["requests"] == 0
+        body = {"model": "gpt-4o", "messages": MESSAGES}
+        answer = await http.post(line.split()[-1] + "/v1/chat/completions", json=body,
+                                 headers={"authorization": "Bearer sk-fake-upstream-key"})
+        assert b'"usage": {' in answer.content, "--wire spaced lays the JSON out with spaces"
     process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+
+
+# ---- wire layouts ----------------------------------------------------------------------------------------------------
+
+
+async def http_chunks(fake: FakeUpstream, path: str, body: dict[str, Any]) -> list[bytes]:
+    """The HTTP chunks of a streamed answer, one per write of the server (so cuts are visible whatever TCP does)."""
+    reader, writer = await asyncio.open_connection(fake.host, fake.port)
+    payload = orjson.dumps(body)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nhost: fake\r\nauthorization: Bearer {fake.api_key}\r\ncontent-type: application/json"
+        f"\r\ncontent-length: {len(payload)}\r\nconnection: close\r\n\r\n".encode() + payload
+    )
+    raw = await reader.read()
+    writer.close()
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), head
+    chunks = []
+    while (size := int(rest[: rest.index(b"\r\n")], 16)) > 0:
+        start = rest.index(b"\r\n") + 2
+        chunks.append(rest[start : start + size])
+        rest = rest[start + size + 2 :]
+    return chunks
+
+
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "echo: café ✓"}], "stream": True}
+
+
+@pytest.mark.parametrize(
+    ("fake_wire", "present", "absent"),
+    [
+        ("compact", [b'data: {"id":', b"\n\n"], [b"\r", b'": ']),
+        ("spaced", [b'data: {"choices": [{"finish_reason": null', b"\\u00e9", b"\\u2713"], [b"\r", "é".encode()]),
+        ("multiline", [b": keep-alive\n\n", b"data: {\ndata:   \"id\": ", "é".encode()], [b"\r"]),
+        ("crlf", [b"\r\n\r\ndata: {", b"data: [DONE]\r\n\r\n"], [b'": ', b"\n\n"]),
+        ("cr", [b"\r\rdata: {", b"data: [DONE]\r\r"], [b"\n"]),
+        ("split", [b'": ', "é".encode(), b"\r\n\r\n"], []),
+    ],
+)
+async def test_each_wire_has_its_layout(fake: FakeUpstream, present: list[bytes], absent: list[bytes]) -> None:
+    body = b"".join(await http_chunks(fake, "/v1/chat/completions", CHAT))
+    assert all(part in body for part in present), body[:300]
+    assert not any(part in body for part in absent), body[:300]
+    assert body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").endswith(b"data: [DONE]\n\n")
+
+
+async def test_split_wire_cuts_events_at_awkward_places(fake: FakeUpstream) -> None:
+    chunks = await http_chunks(fake, "/v1/chat/completions", {**CHAT, "model": "gpt-4o-wire-split"})
+    assert len(chunks) > 3 * 5  # every event in several writes
+    ends = {chunk[-1:] for chunk in chunks}
+    assert b"\r" in ends, "a write ends between the CR and the LF of a line end"
+    assert any(chunk.endswith(b"da") for chunk in chunks), "a write ends inside a field name"
+    undecodable = []
+    for chunk in chunks:
+        try:
+            chunk.decode()
+        except UnicodeDecodeError:
+            undecodable.append(chunk)
+    assert undecodable, "a write ends inside a multi-byte character"
+    assert "✓".encode() in b"".join(chunks)
+
+
+@pytest.mark.parametrize(("model", "crlf"), [("gpt-4o", False), ("gpt-4o-wire-crlf", True), ("gpt-4o-wire-cr", False)])
+async def test_model_name_chooses_the_wire(fake: FakeUpstream, model: str, crlf: bool) -> None:
+    body = b"".join(await http_chunks(fake, "/v1/chat/completions", {**CHAT, "model": model}))
+    assert (b"\r\n" in body) is crlf
+
+
+@EVERY_WIRE
+async def test_truncated_streams_end_cleanly_before_their_last_events(client: openai.AsyncOpenAI) -> None:
+    chat = await client.chat.completions.create(model="gpt-4o-truncated", messages=MESSAGES, stream=True)
+    chunks = [chunk async for chunk in chat]  # no [DONE], yet no transport error either
+    assert chunks and all(chunk.choices[0].finish_reason is None for chunk in chunks)
+    stream = await client.responses.create(model="gpt-4o-truncated", input="hello", stream=True)
+    events = [event async for event in stream]
+    assert events[0].type == "response.created" and "response.completed" not in {event.type for event in events}

@@ -17,7 +17,7 @@ from core.errors import ServiceUnavailable, UpstreamFailed, UpstreamRejected, Up
 from gateway.providers.base import UpstreamCall
 from gateway.providers.http import Timeouts
 from gateway.providers.openai import AzureProvider, OpenAIProvider, OpenAIStream
-from tests.fake_upstream import FakeUpstream
+from tests.fake_upstream import WIRES, FakeUpstream
 from tests.fake_upstream_behaviour import DEFAULT_REPLY, tokens_for
 from tests.unit.helpers import assert_envelope, closed_port
 
@@ -26,6 +26,8 @@ PROMPT = "Hello there!"
 MESSAGES = [{"role": "user", "content": PROMPT}]
 TIMEOUTS = Timeouts(connect=5, first_byte=5, idle=5, total=30)
 DONE = b"data: [DONE]"
+# The stream tests run against every layout a provider may write its SSE in (the fake_upstream fixture takes it).
+EVERY_WIRE = pytest.mark.parametrize("fake_wire", WIRES)
 
 
 def openai(fake: FakeUpstream, session: aiohttp.ClientSession, timeouts: Timeouts = TIMEOUTS, **config: Any
@@ -47,7 +49,14 @@ def call(upstream: str, *, endpoint: str = "chat/completions", name: str = "publ
 
 
 def split_events(data: bytes) -> list[bytes]:
-    return [event for event in data.split(b"\n\n") if event]
+    """The events Netra sent (always LF-framed), keep-alive comments left out."""
+    return [event for event in data.split(b"\n\n") if event and not event.startswith(b":")]
+
+
+def data_of(event: bytes) -> bytes:
+    """An event's data as a client's SSE parser sees it: every `data:` line, joined with a newline."""
+    lines = [line.removeprefix(b"data:") for line in event.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(line.removeprefix(b" ") for line in lines)
 
 
 async def drain(stream: OpenAIStream) -> list[bytes]:
@@ -58,7 +67,7 @@ async def drain(stream: OpenAIStream) -> list[bytes]:
 
 
 def payloads(events: list[bytes]) -> list[dict[str, Any]]:
-    return [orjson.loads(event.removeprefix(b"data: ")) for event in events if event != DONE]
+    return [orjson.loads(data_of(event)) for event in events if event != DONE]
 
 
 def text_of(chunks: list[dict[str, Any]]) -> str:
@@ -190,6 +199,7 @@ async def test_other_endpoints_pass_through(
 # --- streaming --------------------------------------------------------------------------------------------------------
 
 
+@EVERY_WIRE
 async def test_stream_asks_for_usage_and_hides_it_from_a_client_that_did_not(
     provider: OpenAIProvider, fake_upstream: FakeUpstream
 ) -> None:
@@ -208,6 +218,7 @@ async def test_stream_asks_for_usage_and_hides_it_from_a_client_that_did_not(
     assert stream.error_code == ""
 
 
+@EVERY_WIRE
 async def test_stream_keeps_the_clients_other_stream_options(
     provider: OpenAIProvider, fake_upstream: FakeUpstream
 ) -> None:
@@ -218,6 +229,7 @@ async def test_stream_keeps_the_clients_other_stream_options(
     assert stream.usage is not None
 
 
+@EVERY_WIRE
 async def test_stream_passes_usage_through_when_the_client_asked(
     provider: OpenAIProvider, fake_upstream: FakeUpstream
 ) -> None:
@@ -226,12 +238,13 @@ async def test_stream_passes_usage_through_when_the_client_asked(
     assert fake_upstream.requests[0].json["stream_options"] == {"include_usage": True}
     chunks = payloads(events)
     assert all(c["usage"] is None for c in chunks[:-1])
-    assert chunks[-1]["choices"] == []
+    assert [c["choices"] for c in chunks if c["usage"] is not None] == [[]], "the usage chunk, exactly once"
     assert chunks[-1]["usage"]["completion_tokens"] == tokens_for(len(DEFAULT_REPLY))
     assert events[-1] == DONE
     assert stream.usage is not None and stream.usage.completion_tokens == tokens_for(len(DEFAULT_REPLY))
 
 
+@EVERY_WIRE
 async def test_legacy_completions_stream_hides_usage_too(
     provider: OpenAIProvider, fake_upstream: FakeUpstream
 ) -> None:
@@ -244,20 +257,23 @@ async def test_legacy_completions_stream_hides_usage_too(
     assert stream.usage is not None and stream.usage.completion_tokens > 0
 
 
+@EVERY_WIRE
 async def test_responses_stream_ends_at_eof_with_usage(provider: OpenAIProvider, fake_upstream: FakeUpstream) -> None:
     stream = await provider.open_stream(call("gpt-4o", endpoint="responses", input="Hi", stream=True))
     events = await drain(stream)
     assert "stream_options" not in fake_upstream.requests[0].json
     assert events[-1].startswith(b"event: response.completed")
     assert stream.error_code == ""
-    assert stream.usage is not None and stream.usage.completion_tokens > 0
+    assert stream.usage is not None and stream.usage.completion_tokens == tokens_for(len(DEFAULT_REPLY))
+    assert stream.completion_chars == len(DEFAULT_REPLY)
 
 
+@EVERY_WIRE
 async def test_midstream_failure_ends_with_an_in_band_error_and_done(provider: OpenAIProvider) -> None:
     stream = await provider.open_stream(call("gpt-4o-mini-midstream-fail", stream=True))
     events = await drain(stream)
     assert events[-1] == DONE
-    error = orjson.loads(events[-2].removeprefix(b"data: "))
+    error = orjson.loads(data_of(events[-2]))
     assert_envelope(error, type="server_error", code="upstream_error")
     assert len(events) > 2  # some content went out before the failure
     assert stream.error_code == "upstream_error"
@@ -406,6 +422,7 @@ async def test_azure_calls_the_deployment_with_api_key(
     assert orjson.loads(reply.body)["choices"][0]["message"]["content"] == DEFAULT_REPLY
 
 
+@EVERY_WIRE
 async def test_azure_has_a_default_api_version_and_streams(
     fake_upstream: FakeUpstream, http_session: aiohttp.ClientSession
 ) -> None:
@@ -415,7 +432,8 @@ async def test_azure_has_a_default_api_version_and_streams(
     events = await drain(stream)
     assert fake_upstream.requests[0].query["api-version"] == AzureProvider.default_api_version
     assert events[-1] == DONE and text_of(payloads(events)) == DEFAULT_REPLY
-    assert stream.usage is not None
+    assert all(b'"usage"' not in event for event in events)
+    assert stream.usage is not None and stream.usage.completion_tokens == tokens_for(len(DEFAULT_REPLY))
 
 
 async def test_azure_wrong_key_is_upstream_auth_error(
