@@ -6,8 +6,6 @@ import argparse
 import time
 from typing import Any
 
-import uvicorn
-
 from cli.common import fail
 from core.chmigrate import upgrade_clickhouse
 from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
@@ -15,6 +13,7 @@ from core.logs import configure_logging
 from core.migrate import upgrade_relational
 from core.settings import Settings
 from gateway.app import create_app
+from gateway.server import serve, server_config
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -25,14 +24,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def _embedded(settings: Settings) -> bool:
     return settings.ledger_enabled and settings.resolved_clickhouse_url.startswith("chdb://")
-
-
-def _uvicorn_options(settings: Settings) -> dict[str, Any]:
-    return {
-        "host": settings.host, "port": settings.port, "loop": "uvloop", "http": "httptools", "log_config": None,
-        "access_log": False, "lifespan": "on", "timeout_graceful_shutdown": int(settings.graceful_shutdown_timeout),
-        "server_header": False, "proxy_headers": False,
-    }
 
 
 def _refuse_if_held(settings: Settings, patience: float = 10.0) -> str | None:
@@ -62,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if (problem := _refuse_if_held(settings)) is not None:
         return fail(problem)
     upgrade_relational(settings)
-    uvicorn.run(create_app(settings), **_uvicorn_options(settings))
-    return 0
+    return serve(server_config(create_app(settings), settings))
 
 
 def gateway(args: argparse.Namespace) -> int:
@@ -76,10 +66,8 @@ def gateway(args: argparse.Namespace) -> int:
     if (problem := _refuse_if_held(settings)) is not None:
         return fail(problem)
     if args.workers > 1:
-        uvicorn.run("gateway.app:create_app", factory=True, workers=args.workers, **_uvicorn_options(settings))
-    else:
-        uvicorn.run(create_app(settings), **_uvicorn_options(settings))
-    return 0
+        return serve(server_config("gateway.app:create_app", settings, factory=True, workers=args.workers))
+    return serve(server_config(create_app(settings), settings))
 
 
 def migrate(args: argparse.Namespace) -> int:

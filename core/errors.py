@@ -7,6 +7,8 @@
     ├── TenantSuspended             403    permission_error       tenant_suspended
     ├── ModelNotFound               404    invalid_request_error  model_not_found
     ├── RequestTooLarge             413    invalid_request_error  request_too_large
+    ├── RequestTimeout              408    invalid_request_error  request_timeout
+    ├── HeadersTooLarge             431    invalid_request_error  headers_too_large
     ├── RateLimited                 429    rate_limit_error       rate_limit_exceeded (+ retry-after)
     ├── QuotaExceeded               429    insufficient_quota     insufficient_quota (+ x-should-retry: false)
     ├── UpstreamRejected            4xx    passed through from the provider (message sanitised)
@@ -148,6 +150,22 @@ class RequestTooLarge(NetraError):
     status = 413
     type = "invalid_request_error"
     default_code = "request_too_large"
+
+
+class RequestTimeout(NetraError):
+    """The client stopped sending its request part-way (headers or body)."""
+
+    status = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
+class HeadersTooLarge(NetraError):
+    """The request line and headers exceed the configured limit."""
+
+    status = 431
+    type = "invalid_request_error"
+    default_code = "headers_too_large"
 
 
 class RateLimited(NetraError):

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     upstream_max_connections: int = 1000
     upstream_attempts: int = 2
     graceful_shutdown_timeout: float = 30.0
+    # Client connections (gateway/protocol.py): the request line and headers at most this many bytes (431);
+    # headers due within, and no pause in the body longer than, the body timeout (408); idle keep-alive
+    # connections closed after the keep-alive timeout; connections above the cap refused with a 503.
+    max_header_bytes: int = 64 * 1024
+    client_body_timeout: float = 30.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 4096
 
     key_cache_ttl: float = 5.0
 

@@ -1,0 +1,192 @@
+"""uvicorn's httptools protocol with the limits a public endpoint needs.
+
+uvicorn alone lets a client hold a connection forever: it bounds neither the size of the request headers nor the
+time they and the body take to arrive, and a connection that never sends anything is never closed. Here:
+
+- the request line and headers are at most `max_header_bytes` (431, connection closed);
+- the headers must be complete within `client_body_timeout` of the request's first byte (or of the connection
+  opening), else the connection is closed, with a 408 if part of a request had arrived; a client that sends no
+  part of the body for `client_body_timeout` is answered 408 by the app (gateway/edge.py) unless Netra itself
+  is what holds the body back (read paused, `100-continue` not yet sent);
+- a connection beyond `max_connections` is answered 503 and closed at once.
+
+One timer handle per request (armed when it begins, cancelled when its body is complete), no task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from core.errors import HeadersTooLarge, NetraError, RequestTimeout, ServiceUnavailable
+from gateway.edge import BODY_STALLED
+
+# Where the current request is: between requests (or nothing sent yet), reading headers, reading the body.
+_WAITING, _HEADERS, _BODY = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What a client connection may take: header bytes, seconds of stall, concurrent connections."""
+
+    max_header_bytes: int = 64 * 1024
+    client_body_timeout: float = 30.0
+    max_connections: int = 4096
+
+
+class LimitedConfig(uvicorn.Config):
+    """uvicorn's Config carrying the connection limits to every protocol instance (and worker process)."""
+
+    def __init__(self, app: Any, limits: ConnectionLimits, **options: Any) -> None:
+        super().__init__(app, http=LimitedHttpToolsProtocol, **options)
+        self.limits = limits
+
+
+def raw_response(error: NetraError) -> bytes:
+    """The error as a complete HTTP/1.1 response that closes the connection (written without the app)."""
+    body = error.body()
+    head = [f"HTTP/1.1 {error.status_code} {http.HTTPStatus(error.status_code).phrase}",
+            "content-type: application/json", f"content-length: {len(body)}", "connection: close",
+            *(f"{name}: {value}" for name, value in error.headers.items())]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+class ErrorApp:
+    """An ASGI app answering every request with one error and closing the connection."""
+
+    def __init__(self, error: NetraError) -> None:
+        self.error = error
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Send the error."""
+        body = self.error.body()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close"), *((k.encode(), v.encode()) for k, v in self.error.headers.items())]
+        await send({"type": "http.response.start", "status": self.error.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol bounding header size, header and body stalls, and the number of connections."""
+
+    def __init__(
+        self, config: uvicorn.Config, server_state: ServerState, app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits: ConnectionLimits = getattr(config, "limits", None) or ConnectionLimits()
+        self._phase = _WAITING
+        self._header_bytes = 0  # raw bytes received while waiting for the current request's headers
+        self._progress = 0.0  # loop time the body last advanced
+        self._stalled = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Refuse the connection beyond the cap; otherwise start the clock for its first request."""
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(ServiceUnavailable(
+                "The gateway has too many open connections; retry shortly.",
+                code="too_many_connections", headers={"retry-after": "1"},
+            ))
+            return
+        self._arm(self.limits.client_body_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the clock."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser, counting header bytes (a header that never ends is refused once it is too long)."""
+        if self._phase == _BODY:
+            self._progress = self.loop.time()
+        else:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if (self._phase != _BODY and self._header_bytes > self.limits.max_header_bytes
+                and not self.transport.is_closing()):
+            self._refuse(self._headers_too_large())
+
+    def on_message_begin(self) -> None:
+        """A request begins: its headers are due within the timeout (from the connection's start, if first)."""
+        super().on_message_begin()
+        self._phase, self._stalled = _HEADERS, False
+        if self._timer is None:
+            self._arm(self.limits.client_body_timeout)
+
+    def on_headers_complete(self) -> None:
+        """Headers in: refuse them if too large, else hand the request to the app; the body clock starts."""
+        self._phase, self._header_bytes, self._progress = _BODY, 0, self.loop.time()
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size <= self.limits.max_header_bytes:
+            super().on_headers_complete()
+            return
+        app, self.app = self.app, ErrorApp(self._headers_too_large())
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def on_message_complete(self) -> None:
+        """The body is in: stop the clock; if the answer went out first, the connection is idle from now."""
+        super().on_message_complete()
+        self._phase = _WAITING
+        self._disarm()
+        cycle = self.cycle
+        if cycle.response_complete and self.timeout_keep_alive_task is None and not self.transport.is_closing():
+            # uvicorn armed its idle timer when the response ended, and the rest of the body cancelled it.
+            idle = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+            self.timeout_keep_alive_task = idle
+
+    def _headers_too_large(self) -> HeadersTooLarge:
+        return HeadersTooLarge(f"The request headers exceed the limit of {self.limits.max_header_bytes} bytes.")
+
+    def _arm(self, delay: float) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(delay, self._on_timer)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        if self._phase == _BODY:
+            self._check_body()
+        elif self._phase == _HEADERS:
+            timeout = self.limits.client_body_timeout
+            self._refuse(RequestTimeout(f"The request headers did not arrive within {timeout:g} seconds."))
+        else:
+            self.transport.close()  # connected and sent nothing
+
+    def _check_body(self) -> None:
+        """The body's clock ran out: wait on if it moved or Netra holds it back, else flag the stall once."""
+        cycle, timeout = self.cycle, self.limits.client_body_timeout
+        quiet = self.loop.time() - self._progress
+        if not self._stalled and quiet < timeout:
+            self._arm(timeout - quiet)
+        elif not self._stalled and (self.flow.read_paused or cycle.waiting_for_100_continue):
+            self._arm(timeout)  # the app has not asked for more yet: not the client's stall
+        elif self._stalled or cycle.response_started:
+            self.transport.close()  # answered already, or the app did not answer the stall in time
+        else:
+            self._stalled = True
+            cycle.scope[BODY_STALLED] = timeout  # type: ignore[literal-required]
+            cycle.message_event.set()  # wakes the app's receive(), which raises the 408 (gateway/edge.py)
+            self._arm(timeout)
+
+    def _refuse(self, error: NetraError) -> None:
+        """Answer with the error (unless a response is in flight on this connection) and close."""
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(raw_response(error))
+        self.transport.close()
