@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
+from core.config import ModelConfig, ProviderConfig
 from core.errors import ServiceUnavailable, UpstreamFailed, UpstreamRejected
 from core.usage import Usage
+from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.anthropic_stream import AnthropicStreamError, StreamTranslator
-from gateway.providers.sse import parse_sse
+from gateway.providers.base import UpstreamCall
+from gateway.providers.http import Timeouts
+from gateway.providers.sse import KEEP_ALIVE, parse_sse
+from tests.fake_upstream import WIRES, FakeUpstream
+from tests.fake_upstream_behaviour import DEFAULT_REPLY, tokens_for
+from tests.fake_upstream_wire import Frame, wire_named
 
 # Recorded shape of a Messages stream (ids shortened): a thinking block, text, then one tool_use with its input streamed
 # as partial JSON, with pings and the cache fields in usage. message_delta repeats input counts as newer versions do.
@@ -256,3 +264,72 @@ def test_parse_sse_line_endings(newline: bytes) -> None:
 def test_parse_sse_fields() -> None:
     raw = b": keep-alive comment\n\ndata: one\ndata:two\nid: 7\nretry: 10\n\nevent:x\n\ndata\n\n"
     assert parse_sse(bytearray(raw)) == [("message", b"one\ntwo"), ("message", b"")]
+
+
+def test_parse_sse_returns_keep_alives_only_when_asked() -> None:
+    raw = b": ping\r\n\r\n: note\r\ndata: x\r\n\r\n"
+    assert parse_sse(bytearray(raw)) == [("message", b"x")]
+    assert parse_sse(bytearray(raw), comments=True) == [(KEEP_ALIVE, b""), ("message", b"x")]
+
+
+# ---- every wire layout -----------------------------------------------------------------------------------------------
+
+
+def frames_of(recorded: bytes) -> list[Frame]:
+    return [(name, orjson.loads(data)) for name, data in parse_sse(bytearray(recorded))]
+
+
+def translate(reads: list[bytes]) -> list[dict[str, Any]]:
+    """The chunks a translator makes of a stream arriving in these reads."""
+    translator = StreamTranslator("gpt-4o", 1_700_000_000, include_usage=True)
+    buffer, chunks = bytearray(), []
+    for read in reads:
+        buffer += read
+        chunks += [chunk for name, data in parse_sse(buffer) for chunk in translator.feed(name, orjson.loads(data))]
+    assert translator.finished and bytes(buffer) in (b"", b"\r")
+    return chunks
+
+
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize("recorded", [TEXT_STREAM, TOOL_STREAM], ids=["text", "tool"])
+def test_translation_is_the_same_in_every_layout_and_cut(wire: str, recorded: bytes) -> None:
+    expected = run(recorded, include_usage=True)[1]
+    raw = b"".join(wire_named(wire).body(frames_of(recorded)))
+    for cut in range(0, len(raw), 3):
+        assert translate([raw[:cut], raw[cut:]]) == expected, cut
+
+
+async def claude_stream(fake: FakeUpstream, session: aiohttp.ClientSession, upstream: str) -> tuple[Any, bytes]:
+    """The Anthropic adapter's stream of one call to the fake, and every byte it relayed."""
+    config = ProviderConfig(name="ant", kind="anthropic", base_url=fake.url, api_key="sk-ant-fake-key")
+    provider = AnthropicProvider(config, session, Timeouts(connect=5, first_byte=5, idle=5, total=30))
+    model = ModelConfig(name="claude", provider="ant", upstream=upstream)
+    body = {"model": "claude", "messages": [{"role": "user", "content": "Hello there!"}], "stream": True}
+    stream = await provider.open_stream(UpstreamCall("chat/completions", body, model, True, "req_test"))
+    try:
+        return stream, b"".join([chunk async for chunk in stream.events()])
+    finally:
+        await stream.aclose()
+
+
+@pytest.mark.parametrize("fake_wire", WIRES)
+async def test_provider_stream_in_every_layout(
+    fake_upstream: FakeUpstream, http_session: aiohttp.ClientSession
+) -> None:
+    stream, data = await claude_stream(fake_upstream, http_session, "claude-sonnet-4-5")
+    chunks = [orjson.loads(event[6:]) for event in data.split(b"\n\n") if event and event != b"data: [DONE]"]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == DEFAULT_REPLY
+    assert all("usage" not in chunk for chunk in chunks) and data.endswith(b"data: [DONE]\n\n")
+    assert stream.error_code == "" and stream.completion_chars == len(DEFAULT_REPLY)
+    assert stream.usage is not None and stream.usage.completion_tokens == tokens_for(len(DEFAULT_REPLY))
+
+
+@pytest.mark.parametrize("fake_wire", WIRES)
+async def test_provider_stream_cut_before_message_stop_is_an_upstream_error(
+    fake_upstream: FakeUpstream, http_session: aiohttp.ClientSession
+) -> None:
+    stream, data = await claude_stream(fake_upstream, http_session, "claude-sonnet-4-5-truncated")
+    events = [event for event in data.split(b"\n\n") if event]
+    assert events[-1] == b"data: [DONE]"
+    assert orjson.loads(events[-2][6:])["error"]["code"] == "upstream_error"
+    assert stream.error_code == "upstream_error"
