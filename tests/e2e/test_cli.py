@@ -79,3 +79,48 @@ def test_ledger_commands_refuse_while_the_server_holds_the_store(deployment: Dep
     done = deployment.netra.cli("ledger", "export", "--format", "csv", check=False)
     assert done.returncode == 1 and "in use by a running Netra" in done.stderr and done.stdout == ""
     assert "Traceback" not in done.stderr
+
+
+def test_a_new_tier_reaches_the_tenants_keys_within_seconds(deployment: Deployment) -> None:
+    netra = deployment.netra
+    netra.cli("tenants", "create", "mover")
+    client = deployment.client(netra.cli("keys", "create", "--tenant", "mover").stdout.strip())
+
+    def limit() -> str:
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=USER)
+        return raw.headers["x-ratelimit-limit-requests"]
+
+    assert limit() == "100"
+    done = netra.cli("tenants", "set-tier", "mover", "mid")
+    assert done.stdout == "tenant mover is now on tier mid (10,000 requests/hour)\n"
+    listed = {t["name"]: t for t in json.loads(netra.cli("tenants", "list", "--json").stdout)}
+    assert listed["mover"]["tier"] == "mid"
+    deadline = time.monotonic() + 15
+    while limit() != "10000":
+        assert time.monotonic() < deadline, "the new tier's limit did not apply within 15 s"
+        time.sleep(0.5)
+
+
+def test_set_tier_names_what_is_wrong(deployment: Deployment) -> None:
+    missing = deployment.netra.cli("tenants", "set-tier", "nosuch", "mid", check=False)
+    assert missing.returncode == 1 and missing.stderr == "netra: no tenant named 'nosuch'\n"
+    bad = deployment.netra.cli("tenants", "set-tier", "acme", "platinum", check=False)
+    assert bad.returncode == 2 and "invalid choice: 'platinum'" in bad.stderr
+
+
+def test_keys_list_prints_models_as_a_plain_list(deployment: Deployment) -> None:
+    netra = deployment.netra
+    netra.cli("tenants", "create", "lister")
+    netra.cli("keys", "create", "--tenant", "lister", "--models", "gpt-4o-mini,gpt-4o")
+    netra.cli("keys", "create", "--tenant", "lister")
+    table = netra.cli("keys", "list", "--tenant", "lister").stdout.splitlines()
+    models = [line.split()[3] for line in table[1:]]
+    assert table[0].split()[3] == "MODELS" and models == ["gpt-4o,gpt-4o-mini", "all"]
+    listed = json.loads(netra.cli("keys", "list", "--tenant", "lister", "--json").stdout)
+    assert [k["models"] for k in listed] == [["gpt-4o", "gpt-4o-mini"], []]
+
+
+def test_ledger_for_an_unknown_tenant_is_an_error(deployment: Deployment) -> None:
+    for command in ("summary", "export --format csv"):
+        done = deployment.netra.cli("ledger", *command.split(), "--tenant", "NOSUCH", check=False)
+        assert done.returncode == 1 and done.stderr == "netra: no tenant named 'NOSUCH'\n" and done.stdout == ""

@@ -1,0 +1,91 @@
+"""What a newcomer meets first: one clear line for every start-up mistake, the version, defaults in --help."""
+
+from __future__ import annotations
+
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import NETRA, ROOT, make_netra
+
+UNREACHABLE = "http://127.0.0.1:9/v1"
+BROKEN = [
+    pytest.param(
+        "providers:\n  - {name: a, kind: openai}\n  - {name: b, kind: opnai}\n",
+        "netra.yaml:3: providers[1].kind: 'opnai' is not one of openai, azure, anthropic",
+        id="unknown-kind",
+    ),
+    pytest.param(
+        "providers:\n  - name: a\n    kind: openai\n   base_url: x\n",
+        "netra.yaml:4:4: YAML syntax error: expected <block end>, but found '<block mapping start>' "
+        "(while parsing a block collection that starts at line 2)",
+        id="yaml-syntax",
+    ),
+    pytest.param(
+        f"providers:\n  - name: a\n    kind: openai\n    base: {UNREACHABLE}\n",
+        "netra.yaml:4: providers[0].base: unknown field; did you mean base_url?",
+        id="mistyped-field",
+    ),
+    pytest.param(
+        f"providers:\n  - {{name: a, kind: openai, base_url: {UNREACHABLE}, api_key: '${{NO_SUCH_KEY}}'}}\n",
+        "netra.yaml:2: providers[0].api_key: ${NO_SUCH_KEY} is not set in the environment (or is empty); "
+        "export NO_SUCH_KEY, or write ${NO_SUCH_KEY:-} if an empty value is meant",
+        id="unset-api-key",
+    ),
+]
+
+
+def _netra(tmp_path: Path, *args: str, config: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    netra = make_netra(tmp_path, UNREACHABLE.removesuffix("/v1"), **env)
+    if config is not None:
+        (tmp_path / "netra.yaml").write_text(config)
+    return subprocess.run([*NETRA, *args], cwd=ROOT, env=netra.env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", ["run", "gateway"])
+@pytest.mark.parametrize(("config", "message"), BROKEN)
+def test_a_broken_config_stops_the_server_with_one_line(
+    tmp_path: Path, command: str, config: str, message: str
+) -> None:
+    done = _netra(tmp_path, command, "--port", "9", config=config)
+    assert done.returncode == 1
+    assert done.stderr == f"netra: {tmp_path}/{message}\n"
+    assert not (tmp_path / "data").exists()
+
+
+def test_gateway_on_a_fresh_data_dir_says_to_migrate(tmp_path: Path) -> None:
+    done = _netra(tmp_path, "gateway", "--port", "9")
+    db = tmp_path / "data" / "netra.db"
+    assert done.returncode == 1
+    expected = f"netra: no database yet at {db}: run `netra migrate` first (or `netra run`, which migrates)\n"
+    assert done.stderr == expected
+
+
+def test_a_bad_setting_is_named(tmp_path: Path) -> None:
+    done = _netra(tmp_path, "run", NETRA_PORT="eighty")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "netra: NETRA_PORT: Input should be a valid integer, unable to parse string as an integer (got 'eighty')\n"
+    )
+
+
+def test_version_is_the_installed_one(tmp_path: Path) -> None:
+    done = _netra(tmp_path, "--version")
+    assert done.returncode == 0 and done.stdout == f"netra {version('netra')}\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ("gateway", ["(default: 1)", "(default: $NETRA_PORT, else 8080)", "(default: $NETRA_HOST, else 127.0.0.1)"]),
+        ("tenants create", ["(default: free)"]),
+        ("keys create", ["(default: every model)", "(default: never expires)"]),
+        ("ledger summary", ["(default: every tenant)", "(default: now)"]),
+    ],
+)
+def test_help_shows_defaults(tmp_path: Path, command: str, shown: list[str]) -> None:
+    done = _netra(tmp_path, *command.split(), "--help")
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 0 and all(s in text for s in shown), done.stdout
