@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from core.config import ModelConfig, ProviderConfig
-from core.errors import ServiceUnavailable, UpstreamFailed, UpstreamRejected, UpstreamTimeout
+from core.errors import InvalidParameter, ServiceUnavailable, UpstreamFailed, UpstreamRejected, UpstreamTimeout
 from gateway.providers.anthropic import ANTHROPIC_VERSION, AnthropicProvider, AnthropicStream
 from gateway.providers.base import UpstreamCall
 from gateway.providers.http import Timeouts
@@ -75,6 +75,22 @@ async def test_request_goes_to_messages_with_anthropic_headers(
         "model": "claude-sonnet-4-5", "system": "Be brief.", "max_tokens": 100, "temperature": 0.2, "stream": False,
         "messages": [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}],
     }
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_malformed_turn_is_refused_before_the_provider_is_called(
+    provider: AnthropicProvider, fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    broken = [*MESSAGES, {"role": "assistant", "content": None, "tool_calls": 5}]
+    with pytest.raises(InvalidParameter) as caught:
+        if stream:
+            await provider.open_stream(call("claude-sonnet-4-5", messages=broken, stream=True))
+        else:
+            await provider.send(call("claude-sonnet-4-5", messages=broken))
+    assert caught.value.status_code == 400
+    assert_envelope(caught.value.envelope(), type="invalid_request_error", code="invalid_type",
+                    param="messages[2].tool_calls")
+    assert fake_upstream.requests == []
 
 
 async def test_json_reply_is_a_chat_completion(provider: AnthropicProvider) -> None:
