@@ -42,6 +42,7 @@ models:
   - {{name: flaky, provider: fake, upstream: gpt-4o-mini-flaky}}
   - {{name: drip, provider: fake, upstream: gpt-4o-mini-drip-100, price: {{input: 0.15, output: 0.6}}}}
   - {{name: midstream, provider: fake, upstream: gpt-4o-mini-midstream-fail}}
+  - {{name: cut-short, provider: fake, upstream: gpt-4o-mini-truncated, price: {{input: 0.15, output: 0.6}}}}
   - {{name: unreachable, provider: down, upstream: gpt-4o-mini}}
   - {{name: quiet, provider: fake, upstream: gpt-4o-mini-no-usage, price: {{input: 0.15, output: 0.6}}}}
   - {{name: cached, provider: fake, upstream: gpt-4o-mini-cached,
