@@ -1,32 +1,44 @@
 # Two commands on a fresh machine: `make run` and `make test`.
+# `make run` installs what running needs; `make test` adds the test and lint tools (the `test` extra).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# A stamp per install flavour, named after pyproject.toml's checksum: an edit to it reinstalls.
+SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
+TEST_STAMP := $(VENV)/.installed-test-$(SUM)
 
-.PHONY: run test check bench install clean
+.PHONY: run test check bench install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+$(RUN_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	rm -f $(VENV)/.installed-run-*
+	touch $(RUN_STAMP)
 
-install: $(STAMP)
+# The test extra includes everything running needs, so it satisfies the run stamp too.
+$(TEST_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-run-* $(VENV)/.installed-test-* $(VENV)/.installed-[0-9]*
+	touch $(RUN_STAMP) $(TEST_STAMP)
+
+install: $(RUN_STAMP)
+
+install-test: $(TEST_STAMP)
 
 run: install
 	$(BIN)/netra run
 
-check: install
+check: install-test
 	$(BIN)/python -m tools.check
 
-test: install check
+test: install-test check
 	$(BIN)/python -m pytest -q
 
-bench: install
+bench: install-test
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.ledger_bench
 

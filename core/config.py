@@ -123,8 +123,9 @@ def _env_value(match: re.Match[str], env: Mapping[str, str], loc: Loc) -> str:
     value = env.get(name) or default
     if value is None:
         # An empty credential would send requests without one: refuse to start instead.
-        raise ConfigProblem(loc, f"${{{name}}} is not set in the environment (or is empty); export {name}, "
-                                 f"or write ${{{name}:-}} if an empty value is meant")
+        fix = (f"export {name}, remove this provider, or write ${{{name}:-}} if it needs no key"
+               if loc[-1:] == ("api_key",) else f"export {name}, or write ${{{name}:-}} for an empty value")
+        raise ConfigProblem(loc, f"${{{name}}} is not set in the environment (or is empty); {fix}")
     return value
 
 

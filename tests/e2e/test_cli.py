@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import openai
 import pytest
 
 from tests.e2e.conftest import Deployment
+from tests.e2e.harness import ROOT
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -124,3 +128,13 @@ def test_ledger_for_an_unknown_tenant_is_an_error(deployment: Deployment) -> Non
     for command in ("summary", "export --format csv"):
         done = deployment.netra.cli("ledger", *command.split(), "--tenant", "NOSUCH", check=False)
         assert done.returncode == 1 and done.stderr == "netra: no tenant named 'NOSUCH'\n" and done.stdout == ""
+
+
+def test_the_readme_snippet_runs_as_written(deployment: Deployment) -> None:
+    snippet = (ROOT / "README.md").read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    code = snippet.replace("http://127.0.0.1:8080/v1", deployment.netra.url)
+    env = {**os.environ, "NETRA_KEY": deployment.keys["acme"]}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    reply, streamed = done.stdout.split("\n", 1)
+    assert reply and streamed

@@ -31,7 +31,7 @@ BROKEN = [
     pytest.param(
         f"providers:\n  - {{name: a, kind: openai, base_url: {UNREACHABLE}, api_key: '${{NO_SUCH_KEY}}'}}\n",
         "netra.yaml:2: providers[0].api_key: ${NO_SUCH_KEY} is not set in the environment (or is empty); "
-        "export NO_SUCH_KEY, or write ${NO_SUCH_KEY:-} if an empty value is meant",
+        "export NO_SUCH_KEY, remove this provider, or write ${NO_SUCH_KEY:-} if it needs no key",
         id="unset-api-key",
     ),
 ]

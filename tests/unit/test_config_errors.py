@@ -98,7 +98,7 @@ def test_an_unset_variable_in_an_api_key_is_named() -> None:
         parse_config(text, {"OPENAI_KEY": ""}, "netra.yaml")
     assert str(err.value) == (
         "netra.yaml:3: providers[1].api_key: ${OPENAI_KEY} is not set in the environment (or is empty); "
-        "export OPENAI_KEY, or write ${OPENAI_KEY:-} if an empty value is meant"
+        "export OPENAI_KEY, remove this provider, or write ${OPENAI_KEY:-} if it needs no key"
     )
 
 
@@ -136,3 +136,13 @@ def test_the_file_name_is_the_one_configured(tmp_path: Path) -> None:
 def test_empty_sections_are_empty() -> None:
     config = parse_config("providers:\nmodels:\n", {}, "netra.yaml")
     assert config.providers == () and config.models == ()
+
+
+def test_an_unset_variable_elsewhere_is_named_too() -> None:
+    text = "providers:\n  - {name: local, kind: openai, base_url: '${LOCAL_URL}/v1'}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, {}, "netra.yaml")
+    assert str(err.value) == (
+        "netra.yaml:2: providers[0].base_url: ${LOCAL_URL} is not set in the environment (or is empty); "
+        "export LOCAL_URL, or write ${LOCAL_URL:-} for an empty value"
+    )
