@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from core.settings import Settings
+from tests.fake_upstream_wire import WIRES
 from tests.unit.helpers import closed_port as free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,16 @@ def start_fake(extra: list[str] | None = None) -> tuple[subprocess.Popen[str], s
     line = proc.stdout.readline().strip()
     assert line.startswith("listening on "), line
     return proc, line.removeprefix("listening on ")
+
+
+# One OpenAI-style and one Anthropic model per wire layout of the fake provider (chosen by the upstream model name).
+WIRE_MODELS = "".join(
+    f"  - {{name: wire-{wire}, provider: fake, upstream: gpt-4o-mini-wire-{wire},"
+    f" price: {{input: 0.15, output: 0.6}}}}\n"
+    f"  - {{name: claude-wire-{wire}, provider: fakeant, upstream: claude-sonnet-4-5-wire-{wire},"
+    f" price: {{input: 3, output: 15}}}}\n"
+    for wire in WIRES
+)
 
 
 def config_yaml(fake_url: str) -> str:
@@ -51,7 +62,8 @@ models:
   - {{name: midstream, provider: fake, upstream: gpt-4o-mini-midstream-fail}}
   - {{name: drip, provider: fake, upstream: gpt-4o-mini-drip-100}}
   - {{name: unpriced-model, provider: fake}}
-"""
+  - {{name: cut-short, provider: fake, upstream: gpt-4o-mini-truncated, price: {{input: 0.15, output: 0.6}}}}
+""" + WIRE_MODELS
 
 
 @dataclass

@@ -10,9 +10,14 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Deployment
+from tests.fake_upstream_wire import WIRES
 
 HELLO = "Hello from the fake upstream."
 USER = [{"role": "user", "content": "hi"}]
+# The streaming tests run once per wire layout of the provider (compact, spaced JSON, multi-line data, CRLF, CR, split
+# writes): the fake writes each for the model `gpt-4o-mini-wire-<layout>` that netra.yaml serves as `wire-<layout>`.
+EVERY_WIRE = pytest.mark.parametrize("model", [f"wire-{wire}" for wire in WIRES])
+EVERY_CLAUDE_WIRE = pytest.mark.parametrize("model", [f"claude-wire-{wire}" for wire in WIRES])
 WEATHER_TOOL = {
     "type": "function",
     "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {}}},
@@ -40,20 +45,23 @@ def test_client_request_id_is_echoed(deployment: Deployment) -> None:
     assert raw.headers["x-request-id"] == "my-trace-42"
 
 
-def test_streaming_relays_chunks_without_usage_unless_asked(deployment: Deployment) -> None:
-    chunks = list(client(deployment).chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True))
+@EVERY_WIRE
+def test_streaming_relays_chunks_without_usage_unless_asked(deployment: Deployment, model: str) -> None:
+    chunks = list(client(deployment).chat.completions.create(model=model, messages=USER, stream=True))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == HELLO
     assert all(c.usage is None for c in chunks)
     assert all(c.choices for c in chunks), "the usage-only chunk Netra asked for must not reach the client"
 
 
-def test_streaming_with_include_usage(deployment: Deployment) -> None:
+@EVERY_WIRE
+def test_streaming_with_include_usage(deployment: Deployment, model: str) -> None:
     chunks = list(client(deployment).chat.completions.create(
-        model="gpt-4o-mini", messages=USER, stream=True, stream_options={"include_usage": True}
+        model=model, messages=USER, stream=True, stream_options={"include_usage": True}
     ))
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
-    assert chunks[-1].usage.completion_tokens > 0
+    assert chunks[-1].usage.completion_tokens == 8  # ⌈len(HELLO) / 4⌉, the fake's tokenizer
+    assert [c.usage is not None for c in chunks].count(True) == 1, "the usage chunk exactly once"
 
 
 def test_n_and_response_format_pass_through(deployment: Deployment) -> None:
@@ -74,9 +82,10 @@ def test_tool_calls(deployment: Deployment) -> None:
     assert completion.choices[0].finish_reason == "tool_calls"
 
 
-def test_tool_calls_streamed(deployment: Deployment) -> None:
+@EVERY_WIRE
+def test_tool_calls_streamed(deployment: Deployment, model: str) -> None:
     stream = client(deployment).chat.completions.create(
-        model="gpt-4o-mini", messages=USER, tools=[WEATHER_TOOL], stream=True,
+        model=model, messages=USER, tools=[WEATHER_TOOL], stream=True,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
     )
     deltas = [tc for c in stream if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
@@ -91,6 +100,15 @@ def test_anthropic_model_through_the_openai_sdk(deployment: Deployment) -> None:
     assert completion.model == "claude-sonnet"
     chunks = list(c.chat.completions.create(model="claude-sonnet", messages=USER, stream=True))
     assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == HELLO
+
+
+@EVERY_CLAUDE_WIRE
+def test_anthropic_stream_in_every_layout(deployment: Deployment, model: str) -> None:
+    chunks = list(client(deployment).chat.completions.create(
+        model=model, messages=USER, stream=True, stream_options={"include_usage": True}
+    ))
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == HELLO
+    assert [c.usage is not None for c in chunks].count(True) == 1 and chunks[-1].usage is not None
 
 
 def test_anthropic_tools_translate(deployment: Deployment) -> None:
@@ -123,6 +141,24 @@ def test_completions_and_responses(deployment: Deployment) -> None:
     assert c.completions.create(model="gpt-4o-mini", prompt="Say hi").choices[0].text
     response = c.responses.create(model="gpt-4o-mini", input="hi")
     assert response.output_text
+
+
+@EVERY_WIRE
+def test_responses_stream(deployment: Deployment, model: str) -> None:
+    events = list(client(deployment).responses.create(model=model, input="hi", stream=True))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == HELLO
+    assert events[-1].response.usage is not None and events[-1].response.usage.output_tokens == 8
+
+
+def test_responses_stream_cut_short_raises_in_the_sdk(deployment: Deployment) -> None:
+    stream = client(deployment).responses.create(model="cut-short", input="hi", stream=True)
+    received = []
+    with pytest.raises(openai.APIError) as err:
+        for event in stream:
+            received.append(event.type)
+    assert received[0] == "response.created" and "response.completed" not in received
+    assert "ended the stream early" in str(err.value)
 
 
 def test_models_are_those_the_key_may_use(deployment: Deployment) -> None:
@@ -177,11 +213,11 @@ def test_failure_mid_stream_is_an_in_band_error(deployment: Deployment) -> None:
 
 def test_rate_limit_error_after_the_tier_limit(deployment: Deployment) -> None:
     c = client(deployment, "tiny")
-    headers = c.models.with_raw_response.list().headers
+    headers = c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=USER).headers
     assert headers["x-ratelimit-limit-requests"] == "100"
     remaining = int(headers["x-ratelimit-remaining-requests"])
-    for _ in range(remaining):
-        c.models.list()
+    for _ in range(remaining):  # billable calls count; model listings do not
+        c.chat.completions.create(model="gpt-4o-mini", messages=USER)
     with pytest.raises(openai.RateLimitError) as err:
         c.chat.completions.create(model="gpt-4o-mini", messages=USER)
     assert err.value.code == "rate_limit_exceeded"  # type: ignore[attr-defined]
