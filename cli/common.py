@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import create_engine, create_sessionmaker
@@ -20,10 +22,22 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+class CommandError(Exception):
+    """A failure the operator can act on; `netra` prints it as one line and exits with status 1."""
+
+
 def fail(message: str, code: int = 1) -> int:
     """Print an error for the operator and return the exit status."""
     print(f"netra: {message}", file=sys.stderr)
     return code
+
+
+def database_message(settings: Settings, exc: BaseException) -> str:
+    """`cannot use the database URL (password hidden): the first line of the reason`."""
+    shown = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    # SQLAlchemy appends the statement and a link on further lines; the first line says what went wrong.
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return f"cannot use the database {shown}: {text.splitlines()[0] if text else type(exc).__name__}"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -36,7 +50,6 @@ def parse_duration(text: str) -> timedelta:
 
 def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Migrate the relational store if needed, then run `work` in one session."""
-    upgrade_relational(settings)
 
     async def go() -> T:
         engine = create_engine(settings)
@@ -46,4 +59,8 @@ def with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]
         finally:
             await engine.dispose()
 
-    return asyncio.run(go())
+    try:
+        upgrade_relational(settings)
+        return asyncio.run(go())
+    except (SQLAlchemyError, OSError) as exc:
+        raise CommandError(database_message(settings, exc)) from exc

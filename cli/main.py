@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from cli import accounts, ledger, preflight, prices, serve
-from cli.common import fail
+from cli.common import CommandError, fail
 from core.models import TIERS
 from core.settings import Settings
 
@@ -55,13 +55,13 @@ def _add_listen(cmd: argparse.ArgumentParser) -> None:
 def _add_serve(sub: Sub) -> None:
     run = _command(sub, "run", "apply migrations, then serve the gateway (one process, embedded defaults)")
     _add_listen(run)
-    run.set_defaults(func=serve.run, checks=(preflight.config_problem,))
+    run.set_defaults(func=serve.run, checks=(preflight.config_problem, preflight.database_problem))
     gateway = _command(sub, "gateway", "serve the gateway alone, for production (run `netra migrate` first)")
     _add_listen(gateway)
     gateway.add_argument("--workers", type=int, default=1, help="gateway processes (above 1 needs a ClickHouse server)")
     gateway.set_defaults(func=serve.gateway, checks=(preflight.config_problem, preflight.schema_problem))
     migrate = _command(sub, "migrate", "apply all migrations and exit")
-    migrate.set_defaults(func=serve.migrate)
+    migrate.set_defaults(func=serve.migrate, checks=(preflight.database_problem,))
 
 
 def _add_tenants(sub: Sub) -> None:
@@ -161,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return _run(args)
+    except CommandError as exc:
+        return fail(str(exc))
     except ValidationError as exc:
         if exc.title != Settings.__name__:
             raise

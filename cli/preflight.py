@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from cli.common import database_message
 from core.config import ConfigError, load_config
 from core.db import create_engine
 from core.migrate import alembic_config
@@ -26,20 +27,29 @@ def config_problem(settings: Settings) -> str | None:
     return None
 
 
+def database_problem(settings: Settings) -> str | None:
+    """Why the relational database cannot be reached or opened, or None."""
+    try:
+        asyncio.run(_current_revisions(settings))
+    except (SQLAlchemyError, OSError) as exc:
+        return database_message(settings, exc)
+    return None
+
+
 def schema_problem(settings: Settings) -> str | None:
     """Why the relational schema cannot serve yet (absent, behind, unreachable), or None when it is current."""
     url = settings.resolved_database_url
-    shown = make_url(url).render_as_string(hide_password=True)
     sqlite_file = _sqlite_file(url)
     if sqlite_file is not None and not sqlite_file.exists():
         return f"no database yet at {sqlite_file}: run `netra migrate` first (or `netra run`, which migrates)"
     try:
         current = asyncio.run(_current_revisions(settings))
     except (SQLAlchemyError, OSError) as exc:
-        return f"cannot read the database {shown}: {_first_line(exc)}"
+        return database_message(settings, exc)
     needed = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
     if current == needed:
         return None
+    shown = make_url(url).render_as_string(hide_password=True)
     state = "has no Netra tables" if not current else f"is at revision {', '.join(sorted(current))}"
     return f"the database {shown} {state}; this Netra needs {', '.join(sorted(needed))}: run `netra migrate` first"
 
@@ -62,9 +72,3 @@ def _sqlite_file(url: str) -> Path | None:
     if not parsed.drivername.startswith("sqlite") or not parsed.database or parsed.database == ":memory:":
         return None
     return Path(parsed.database)
-
-
-def _first_line(exc: BaseException) -> str:
-    # SQLAlchemy appends the statement and a link on further lines; the first line says what went wrong.
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -89,3 +89,12 @@ def test_help_shows_defaults(tmp_path: Path, command: str, shown: list[str]) -> 
     done = _netra(tmp_path, *command.split(), "--help")
     text = " ".join(done.stdout.split())
     assert done.returncode == 0 and all(s in text for s in shown), done.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "migrate", "tenants list", "keys list --tenant acme"])
+def test_an_unreachable_database_is_one_line_without_its_password(tmp_path: Path, command: str) -> None:
+    url = "postgresql+asyncpg://netra:hunter2@127.0.0.1:9/netra"
+    done = _netra(tmp_path, *command.split(), NETRA_DATABASE_URL=url)
+    assert done.returncode == 1
+    assert done.stderr.startswith("netra: cannot use the database postgresql+asyncpg://netra:***@127.0.0.1:9/netra: ")
+    assert done.stderr.count("\n") == 1 and "hunter2" not in done.stderr
