@@ -7,6 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from bench.procs import cpu_seconds
+
 
 @dataclass
 class LoadResult:
@@ -132,3 +136,31 @@ async def run_load(
     ))
     result.elapsed = time.perf_counter() - started
     return result
+
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello to the benchmark."}]}
+
+
+def requests_for(port: int, keys: list[str], stream: bool = False) -> list[bytes]:
+    """One request per key (a connection per tenant keeps every tenant under its hourly limit)."""
+    body = orjson.dumps({**CHAT, "stream": True} if stream else CHAT)
+    return [build_request("127.0.0.1", port, "/v1/chat/completions", body, {"authorization": f"Bearer {k}"})
+            for k in keys]
+
+
+def checked(result: LoadResult) -> LoadResult:
+    """The result, or an error when any answer was not a 200 (a benchmark of errors measures nothing)."""
+    bad = {status: n for status, n in result.statuses.items() if status != 200}
+    if bad:
+        raise RuntimeError(f"non-200 answers during the benchmark: {bad}")
+    return result
+
+
+async def throughput(port: int, reqs: list[bytes], conc: int, seconds: float, pid: int | None) -> dict[str, Any]:
+    """Requests per second at a concurrency, and the server's CPU time per request when its pid is given."""
+    before = cpu_seconds(pid) if pid else 0.0
+    result = checked(await run_load("127.0.0.1", port, reqs, conc, seconds))
+    row: dict[str, Any] = {"rps": round(result.rps), "statuses": result.statuses}
+    if pid:
+        row["cpu_ms_per_request"] = round((cpu_seconds(pid) - before) * 1000 / max(result.count, 1), 4)
+    return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,14 @@ from core.tenants import create_key, create_tenant
 
 ROOT = Path(__file__).resolve().parents[1]
 NETRA = [sys.executable, "-m", "cli.main"]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def cores() -> list[int]:
@@ -121,11 +130,11 @@ def create_keys(data_dir: Path, count: int) -> list[str]:
     return asyncio.run(make())
 
 
-def start_netra(env: dict[str, str], port: int, cpu: int, log: Path) -> NetraProc:
-    """`netra gateway` pinned to `cpu`; waits for /health."""
+def start_netra(env: dict[str, str], port: int, cpu: int, log: Path, root: Path = ROOT) -> NetraProc:
+    """`netra gateway` from the source tree `root`, pinned to `cpu`; waits for /health."""
     with log.open("ab") as out:
         proc = subprocess.Popen(["taskset", "-c", str(cpu), *NETRA, "gateway", "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=out, stderr=out)
+                                cwd=root, env=env, stdout=out, stderr=out)
     for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -56,10 +54,6 @@ class Settings(BaseSettings):
     # of rows per batch that is a few µs per row at a few thousand calls per second (60 µs at 1 000-row batches).
     ledger_flush_interval: float = 5.0
     ledger_commit_interval: float = 0.01
-    # The live segment is written in shared memory and copied to disk by the ingest process (see
-    # gateway/ledger/stage.py); off, the gateway maps the disk file itself.
-    ledger_stage: bool = True
-    ledger_stage_dir: Path | None = None
 
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("NETRA_OPENAI_API_KEY", "OPENAI_API_KEY")
@@ -94,16 +88,3 @@ class Settings(BaseSettings):
     def spill_dir(self) -> Path:
         """Where the ledger's write-ahead segments live."""
         return self.data_dir / "spill"
-
-    @property
-    def stage_dir(self) -> Path | None:
-        """Where live segments are staged in memory (per spill dir, so two data dirs never share it), or None."""
-        if not self.ledger_stage:
-            return None
-        if self.ledger_stage_dir is not None:
-            return self.ledger_stage_dir
-        shm = Path("/dev/shm")  # noqa: S108 - a private 0700 directory under it (journal.py), not a temp file
-        if not shm.is_dir():
-            return None
-        digest = hashlib.sha256(str(self.spill_dir.resolve()).encode()).hexdigest()[:16]
-        return shm / f"netra-{os.getuid()}-{digest}"

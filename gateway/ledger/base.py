@@ -29,7 +29,6 @@ class IngestRunner(Protocol):
     recovered: bool  # every dead writer's spill found at start-up has been replayed
     ingested: tuple[int, int]  # own (segment, offset) before which every finish record is acknowledged
     store_ready: bool  # the store is open where the ingest runs
-    syncing: bool  # the ingest process fsyncs the spill (group commit), so the writer need not
 
     def start(self) -> None:
         """Start ingesting."""

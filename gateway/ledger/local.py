@@ -27,14 +27,13 @@ class LocalIngest(IngestTask):
     def __init__(
         self, settings: Settings, journal: Journal, ingestor: Ingestor, backlog: Backlog, waker: Waker
     ) -> None:
-        self._spill_dir, self._stage_root = settings.spill_dir, settings.stage_dir
+        self._spill_dir = settings.spill_dir
         self._journal = journal
         self._backlog = backlog
         self._ingestor = ingestor
         self._waker = waker
         self.recovered = False
         self.store_ready = True  # the sink is this process's own
-        self.syncing = False  # the writer's own group commit does it
         self.ingested = (0, 0)  # own (segment, offset) before which every finish record is acknowledged
 
     def start(self) -> None:
@@ -48,7 +47,7 @@ class LocalIngest(IngestTask):
 
     async def _loop(self) -> None:
         journal = self._journal
-        await recover_instances(self._spill_dir, self._stage_root, journal.instance, self._ingestor, self._backlog)
+        await recover_instances(self._spill_dir, journal.instance, self._ingestor, self._backlog)
         self.recovered = True
         while True:
             numbers = journal.numbers

@@ -25,8 +25,7 @@ from gateway.ledger.metrics import Backlog, LedgerMetrics
 log = logging.getLogger("netra.ledger")
 CHILD_SETTINGS = (
     "data_dir", "clickhouse_url", "clickhouse_database", "log_level", "graceful_shutdown_timeout",
-    "ledger_segment_bytes", "ledger_batch_rows", "ledger_flush_interval", "ledger_commit_interval",
-    "ledger_stage", "ledger_stage_dir",
+    "ledger_segment_bytes", "ledger_batch_rows", "ledger_flush_interval",
 )
 _LIVE_POLL = 0.05
 _RESTART_FIRST, _RESTART_MAX = 0.5, 10.0
@@ -59,7 +58,6 @@ class RemoteIngest(IngestTask):
         self._stopping = False
         self.recovered = False
         self.store_ready = False  # the child has the store open
-        self.syncing = False  # the child fsyncs the spill (group commit), so the gateway does not
         self.ingested = (0, 0)
 
     def start(self) -> None:
@@ -107,7 +105,7 @@ class RemoteIngest(IngestTask):
         finally:
             watcher.cancel()
             self._proc = None
-            self.store_ready = self.syncing = False
+            self.store_ready = False
 
     async def _tell_live(self) -> None:
         # The child may delete a segment only once the gateway has moved past it: say when that happens.
@@ -139,7 +137,6 @@ class RemoteIngest(IngestTask):
             self.ingested = (report["at"][0], report["at"][1])
         self.recovered = self.recovered or bool(report.get("recovered"))
         self.store_ready = report.get("store", self.store_ready)
-        self.syncing = report.get("syncing", self.syncing)
 
     async def stop(self) -> None:
         """Close the child's input (it stops after the batch in hand) and wait for its last report."""

@@ -30,7 +30,6 @@ from gateway.ledger.spill import (
     trim_torn_tail,
     write_all,
 )
-from gateway.ledger.stage import stage_directory, unstage
 
 log = logging.getLogger("netra.ledger")
 _STAMPS = ("received_at", "first_byte_at", "finished_at")
@@ -100,7 +99,7 @@ def close_unfinished(directory: Path) -> Scan:
 
 
 async def recover_instances(
-    spill_dir: Path, stage_root: Path | None, own: str, ingestor: Ingestor, backlog: Backlog
+    spill_dir: Path, own: str, ingestor: Ingestor, backlog: Backlog
 ) -> None:
     """Replay every dead writer's directory, oldest first; a directory whose lock is held is left alone."""
     await ingestor.io_retry(sweep_staging, spill_dir)
@@ -109,7 +108,6 @@ async def recover_instances(
         if fd is None:
             continue
         try:
-            await ingestor.io_retry(unstage, directory, stage_directory(stage_root, directory.name))
             await _recover(directory, ingestor, backlog)
         finally:
             os.close(fd)

@@ -4,8 +4,7 @@ Started by the gateway (remote.py) as `python -m gateway.ledger.sidecar INSTANCE
 line, then control lines; end of input means stop. Its output carries reports only, one JSON object per line:
 deltas of the backlog (`rows`, `bytes`, `disk`) and of the counters (`written`, `errors`, `spill_errors`,
 `rejected`), the age mark `oldest_us`, `at` ([segment, offset] of the gateway's own spill acknowledged so far),
-and the flags `store` (ClickHouse is open), `recovered` (dead writers' spills are replayed) and `syncing` (it
-fsyncs the gateway's segments: group commit, see syncer.py).
+and the flags `store` (ClickHouse is open) and `recovered` (dead writers' spills are replayed).
 Logs go to stderr, which it shares with the gateway.
 """
 
@@ -31,8 +30,6 @@ from gateway.ledger.ingest import Ingestor, Waker
 from gateway.ledger.metrics import Backlog, LedgerMetrics
 from gateway.ledger.replay import recover_instances
 from gateway.ledger.spill import segment_numbers, segment_path
-from gateway.ledger.stage import stage_directory, staged
-from gateway.ledger.syncer import SpillSyncer
 
 log = logging.getLogger("netra.ledger")
 POLL = 0.05  # how often the child looks for new rows (nobody tells it about appends)
@@ -53,9 +50,8 @@ class Reporter:
         self.at = (0, 0)
         self.recovered = False
         self.store_open = False
-        self.syncing = False
         self._sent_at: tuple[int, int] | None = None
-        self._sent_flags: tuple[bool, bool, bool] = (False, False, False)
+        self._sent_flags: tuple[bool, bool] = (False, False)
 
     def _counts(self) -> dict[str, int]:
         b = self._backlog
@@ -75,9 +71,9 @@ class Reporter:
         message: dict[str, Any] = {k: v - self._sent[k] for k, v in now.items() if v != self._sent[k]}
         if self.at != self._sent_at:
             message["at"] = list(self.at)
-        flags = (self.store_open, self.recovered, self.syncing)
+        flags = (self.store_open, self.recovered)
         if flags != self._sent_flags:
-            message["store"], message["recovered"], message["syncing"] = flags
+            message["store"], message["recovered"] = flags
         if not message:
             return
         message["oldest_us"] = self._backlog.oldest_us
@@ -110,18 +106,6 @@ class IngestChild:
         self._live = 0  # the segment the gateway appends to; 0 until it says (then every segment counts as live)
         self._store: ClickHouseStore | None = None
         self._ingestor: Ingestor | None = None
-        directory = settings.spill_dir / instance
-        self._stage = stage_directory(settings.stage_dir, instance)
-        self.syncer = SpillSyncer(directory, lambda: self._live, settings.ledger_commit_interval, self._stage)
-
-    async def sync(self) -> None:
-        """Group commit for the gateway, from the start (the store may not be open yet: rows wait on disk)."""
-        await self.syncer.run(self._synced)
-
-    def _synced(self, failed: int) -> None:
-        self.reporter.syncing = True  # after a whole round: from now on the gateway need not fsync
-        if failed:
-            self._metrics.spill_errors.inc(failed)
 
     def control(self, message: dict[str, Any]) -> None:
         """Apply one control line from the gateway."""
@@ -140,7 +124,7 @@ class IngestChild:
             self._settings, store, self._metrics, self._backlog, self._waker, time.time
         )
         settings = self._settings
-        await recover_instances(settings.spill_dir, settings.stage_dir, self._instance, ingestor, self._backlog)
+        await recover_instances(settings.spill_dir, self._instance, ingestor, self._backlog)
         self.reporter.recovered = True
         await self._follow(ingestor, self._settings.spill_dir / self._instance)
 
@@ -169,17 +153,14 @@ class IngestChild:
             await ingestor.ingest_segment(self._instance, segment_path(directory, number), live, report)
 
     def _is_live(self, number: int) -> bool:
-        # A staged segment is not all on disk until the syncer drops its staged copy.
-        return self._live == 0 or number >= self._live or staged(self._stage, number)
+        return self._live == 0 or number >= self._live
 
     async def close(self) -> None:
-        """Stop the threads, close the store, send the last report."""
+        """Stop the ingest thread, close the store, send the last report."""
         if self._ingestor is not None:
             await self._ingestor.close()
         if self._store is not None:
             await asyncio.to_thread(self._store.close)
-        await asyncio.to_thread(self.syncer.close)
-        self.reporter.syncing = False
         self.reporter.emit()
 
 
@@ -203,7 +184,7 @@ async def serve(instance: str, fd: int) -> None:
     settings = Settings.model_validate(orjson.loads(await control.readline()))
     configure_logging(settings.log_level)
     child = IngestChild(settings, instance, fd)
-    tasks = [asyncio.create_task(coro) for coro in (child.run(), child.reporter.run(), child.sync())]
+    tasks = [asyncio.create_task(coro) for coro in (child.run(), child.reporter.run())]
     while line := await control.readline():
         child.control(orjson.loads(line))
     for task in tasks:

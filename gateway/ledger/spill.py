@@ -1,9 +1,9 @@
 """The spill's on-disk format: numbered segment files of JSON-line records, and each segment's ack log.
 
 A segment is a sequence of newline-terminated records `{"t":"s","r":{start row}}` (a call started) and
-`{"t":"f","r":{ledger row}}` (a call finished). The live one is reserved ahead and written through a memory
-mapping (segment.py): its data ends at the first zero byte. Only complete lines before that count: a
-trailing fragment is either still being copied (the live segment) or was torn by a killed process.
+`{"t":"f","r":{ledger row}}` (a call finished), appended with one `write` each (segment.py). Only complete
+lines count: a trailing fragment is either still being written (the live segment) or was torn by a killed
+process. Data also ends at a zero byte (a file system may leave zeros past the last fdatasync after a power cut).
 The ack log `<number>.ack` holds lines "pending START END" (written and fsynced before a batch is sent)
 and "acked END" (after the sink took it); its last complete line tells where ingest resumes.
 """
@@ -102,8 +102,7 @@ class Batch:
 class SegmentReader:
     """Reads the complete records of one segment from an offset on; a trailing fragment is left alone.
 
-    Reads are unbuffered (`pread` from the offset each time): a buffered reader would keep the zero bytes it
-    saw past the data and return them again after the writer has filled them in.
+    Reads are unbuffered (`pread` from the offset each time), so a live segment's new records are seen.
     """
 
     def __init__(self, path: Path, offset: int) -> None:
@@ -122,7 +121,7 @@ class SegmentReader:
         chunk = _READ_CHUNK
         while len(batch.rows) < limit and (end is None or self.offset < end):
             data = os.pread(self._handle(), chunk, self.offset)
-            written = data.find(b"\0")  # the data ends at the first zero byte (the live segment's unwritten part)
+            written = data.find(b"\0")  # the data ends at the first zero byte (blocks a power cut left unwritten)
             complete = data.rfind(b"\n", 0, written if written >= 0 else len(data)) + 1
             if not complete:
                 if len(data) < chunk or written >= 0:
@@ -192,7 +191,7 @@ def records(path: Path) -> Iterator[tuple[str, dict[str, Any], int]]:
 
 
 def data_end(fd: int, start: int = 0) -> int:
-    """Where a segment's data ends: at its first zero byte (a mapped writer's unwritten or torn part), or EOF."""
+    """Where a segment's data ends: at its first zero byte (blocks a power cut left unwritten), or EOF."""
     end = start
     while chunk := os.pread(fd, _READ_CHUNK, end):
         zero = chunk.find(b"\0")

@@ -1,8 +1,8 @@
 """The ledger writer: every call's row goes through a write-ahead spill on disk, then to ClickHouse in batches.
 
-`begin` and `finish` append to the spill on the event loop (microseconds, no fsync, no ClickHouse); group
-commit, ingest and crash recovery run as background tasks. See spill.py for the file format, ingest.py for
-how batches are sent exactly once, replay.py for what happens to the spill of a process that died.
+`begin` and `finish` append to the spill on the event loop (one `os.write` each: no fsync, no ClickHouse);
+group commit runs on a thread (commit.py), ingest and crash recovery in the background. See spill.py for the
+file format, ingest.py for how batches are sent exactly once, replay.py for what happens to a dead process's spill.
 """
 
 from __future__ import annotations
@@ -46,9 +46,7 @@ class LedgerWriter:
         self._backlog = Backlog(mark=clock())
         self.metrics = LedgerMetrics(registry, self._backlog, clock)
         self._waker = Waker()
-        self._journal = Journal(
-            settings, self.instance, self.metrics, self._backlog, self._waker, clock, self._synced_elsewhere
-        )
+        self._journal = Journal(settings, self.instance, self.metrics, self._backlog, self._waker, clock)
         self._ingest: IngestRunner
         if sink is None:
             live = self._live_segment
@@ -70,7 +68,7 @@ class LedgerWriter:
         return self._ingest.store_ready
 
     async def start(self) -> None:
-        """Open the spill and start group commit, recovery and ingest; an unwritable spill leaves it unhealthy."""
+        """Open the spill, start group commit, recovery and ingest; an unwritable spill leaves it unhealthy."""
         if self._started or self._closing:
             return
         self._started = True
@@ -79,11 +77,8 @@ class LedgerWriter:
         except OSError as exc:
             # Serve 503s (and keep retrying) rather than fail start-up: the disk may come back.
             self._journal.failed(exc)
-        self._journal.start_commits()
+        self._journal.start_heals()
         self._ingest.start()
-
-    def _synced_elsewhere(self) -> bool:
-        return self._ingest.syncing
 
     def _live_segment(self) -> int:
         return self._journal.position()[0]

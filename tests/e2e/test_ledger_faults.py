@@ -32,7 +32,6 @@ def netra(tmp_path: Path, fake_url: str) -> Iterator[Netra]:
     if instance.proc is not None:
         instance.proc.kill()
         instance.proc.wait()
-    instance.discard_stage()
 
 
 class Clients:

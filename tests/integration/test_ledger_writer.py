@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -176,6 +177,24 @@ async def test_lost_acknowledgement_is_resent_without_duplicates(
     await writer.close(5)
 
 
+async def test_a_batch_resent_after_a_failure_that_landed_counts_once(
+    settings: Settings, clickhouse_store: ClickHouseStore
+) -> None:
+    settings = tuned(settings, ledger_batch_rows=100)
+    sink = FlakySink(clickhouse_store)
+    sink.lose_acks = 2  # the insert lands, then the call fails (a timeout, a reset): twice
+    registry = CollectorRegistry()
+    writer = LedgerWriter(settings, sink, registry)
+    await writer.start()
+    await record(writer, range(300))
+    await asyncio.wait_for(writer.drain(), 20)
+    assert len(sink.delivered) > 300  # some batches really were sent more than once
+    assert counts(clickhouse_store) == {"ok": 300, "total": 300, "unique": 300}
+    assert metric(registry, "netra_ledger_rows_written_total") == 300
+    assert metric(registry, "netra_ledger_insert_errors_total") == 2
+    await writer.close(5)
+
+
 async def test_pending_batch_on_disk_is_resent_after_restart(
     settings: Settings, clickhouse_store: ClickHouseStore
 ) -> None:
@@ -233,6 +252,33 @@ async def test_failed_write_refuses_calls_then_heals(settings: Settings, clickho
     await record(writer, range(2, 5))
     await asyncio.wait_for(writer.drain(), 20)
     assert counts(clickhouse_store) == {"ok": 4, "total": 4, "unique": 4}
+    await writer.close(5)
+
+
+async def test_a_full_disk_refuses_calls_then_heals_on_a_fresh_segment(
+    settings: Settings, clickhouse_store: ClickHouseStore
+) -> None:
+    registry = CollectorRegistry()
+    writer = LedgerWriter(tuned(settings), clickhouse_store, registry)
+    await writer.start()
+    writer.begin(start_row(1))
+    segment = writer._journal.segment
+    assert segment is not None
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, segment.fd)  # the disk fills up under the live segment: every write to it is ENOSPC
+    os.close(full)
+    writer.finish(finish_row(1))  # never raises: kept in memory, then appended to a fresh segment
+    assert not writer.healthy
+    with pytest.raises(ServiceUnavailable) as refused:
+        writer.begin(start_row(2))
+    assert refused.value.code == "logging_unavailable"
+    async with asyncio.timeout(20):
+        while not writer.healthy:
+            await asyncio.sleep(0.01)
+    await record(writer, range(3, 6))
+    await asyncio.wait_for(writer.drain(), 20)
+    assert counts(clickhouse_store) == {"ok": 4, "total": 4, "unique": 4}
+    assert metric(registry, "netra_ledger_spill_errors_total") >= 1
     await writer.close(5)
 
 

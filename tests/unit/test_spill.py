@@ -1,18 +1,23 @@
-"""The spill's file format: segment append and read, torn lines, rotation with carry-forward, ack logs."""
+"""The spill: segment append and read, a full disk, torn lines, rotation with carry-forward, group commit, ack logs."""
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from core.callrow import micros
+from gateway.ledger.commit import GroupCommit
 from gateway.ledger.instance import create_instance, other_instances, remove_instance, try_lock
 from gateway.ledger.journal import Journal
 from gateway.ledger.replay import close_unfinished, scan_instance
-from gateway.ledger.segment import HEADROOM, Segment
+from gateway.ledger.segment import Segment
 from gateway.ledger.spill import (
     FINISH,
     START,
@@ -28,7 +33,6 @@ from gateway.ledger.spill import (
     segment_path,
     trim_torn_tail,
 )
-from gateway.ledger.syncer import SpillSyncer
 from tests.unit.helpers import ledger_journal
 
 T0 = 1_700_000_000_000_000
@@ -43,21 +47,20 @@ def finish(i: int) -> dict[str, Any]:
 
 
 def test_records_round_trip(tmp_path: Path) -> None:
-    segment = Segment.create(tmp_path, 1, b"", 4096)
-    assert segment.path.stat().st_size == 4096 + HEADROOM  # reserved ahead, so a full disk fails here
+    segment = Segment.create(tmp_path, 1, b"")
     segment.append(encode(START, start(1)))
     segment.append(encode(FINISH, finish(1)))
-    os.close(segment.seal())
+    os.close(segment.fd)
     assert segment.path.name == "000000000001.seg"
-    assert segment.size == segment.path.stat().st_size  # sealed: cut to its data
+    assert segment.size == segment.path.stat().st_size
     assert [(kind, row["request_id"]) for kind, row, _ in records(segment.path)] == [("s", "req-1"), ("f", "req-1")]
 
 
 def test_reader_batches_finish_rows_only(tmp_path: Path) -> None:
-    segment = Segment.create(tmp_path, 1, b"", 4096)
+    segment = Segment.create(tmp_path, 1, b"")
     for i in range(5):
         segment.append(encode(START, start(i)) + encode(FINISH, finish(i)))
-    reader = SegmentReader(segment.path, 0)  # the segment is still live: its reserved tail is zeros
+    reader = SegmentReader(segment.path, 0)  # the segment is still live
     first = Batch(0, 0)
     assert reader.fill(first, 3) is False
     second = Batch(reader.offset, reader.offset)
@@ -66,11 +69,11 @@ def test_reader_batches_finish_rows_only(tmp_path: Path) -> None:
     assert [orjson.loads(r)["request_id"] for r in first.rows] == ["req-0", "req-1", "req-2"]
     assert [orjson.loads(r)["request_id"] for r in second.rows] == ["req-3", "req-4"]
     assert second.start == first.end and second.end == segment.size
-    os.close(segment.seal())
+    os.close(segment.fd)
 
 
 def test_reader_follows_a_live_segment_past_where_it_caught_up(tmp_path: Path) -> None:
-    segment = Segment.create(tmp_path, 1, encode(START, start(0)), 4096)
+    segment = Segment.create(tmp_path, 1, encode(START, start(0)))
     reader = SegmentReader(segment.path, 0)
     batch = Batch(0, 0)
     assert reader.fill(batch, 100) is True and not batch.rows and reader.offset == segment.size
@@ -80,23 +83,7 @@ def test_reader_follows_a_live_segment_past_where_it_caught_up(tmp_path: Path) -
     assert [orjson.loads(r)["request_id"] for r in batch.rows] == ["req-0", "req-1"]
     assert batch.end == reader.offset == segment.size
     reader.close()
-    os.close(segment.seal())
-
-
-def test_a_copy_in_progress_is_not_read_until_it_is_whole(tmp_path: Path) -> None:
-    path = tmp_path / "000000000001.seg"
-    whole, copying = encode(FINISH, finish(1)), encode(FINISH, finish(2))
-    # A copy may make its last bytes (the newline) visible before the middle ones: a zero hole.
-    path.write_bytes(whole + copying[:10] + bytes(20) + copying[30:] + bytes(4096))
-    reader = SegmentReader(path, 0)
-    batch = Batch(0, 0)
-    assert reader.fill(batch, 100) is True and reader.offset == len(whole)
-    with path.open("r+b") as handle:
-        handle.seek(len(whole) + 10)
-        handle.write(copying[10:30])
-    assert reader.fill(batch, 100) is True
-    reader.close()
-    assert [orjson.loads(r)["request_id"] for r in batch.rows] == ["req-1", "req-2"]
+    os.close(segment.fd)
 
 
 def test_torn_last_line_is_left_until_complete(tmp_path: Path) -> None:
@@ -133,7 +120,7 @@ def test_trim_torn_tail(tmp_path: Path) -> None:
     assert trim_torn_tail(path) == len(whole)
     assert path.read_bytes() == whole
     assert trim_torn_tail(path) == len(whole)
-    path.write_bytes(whole + b'{"t":"f","r":{"requ' + bytes(200_000))  # a killed writer's reserved tail
+    path.write_bytes(whole + b'{"t":"f","r":{"requ' + bytes(200_000))  # blocks a power cut left unwritten
     assert trim_torn_tail(path) == len(whole) and path.read_bytes() == whole
 
 
@@ -161,7 +148,7 @@ def test_rotation_carries_forward_calls_in_flight(tmp_path: Path) -> None:
         journal.start_call(start(i))
     journal.finish_call(finish(1))
     journal.start_call(start(3))
-    assert journal.sync_now() == 0  # staged appends reach the disk files at group commit
+    assert journal.sync_now() == 0
     directory = journal.directory
     assert directory is not None
     per_segment = [
@@ -176,7 +163,7 @@ def test_rotation_carries_forward_calls_in_flight(tmp_path: Path) -> None:
         [("s", "req-0"), ("s", "req-2"), ("s", "req-3")],
     ]
     assert set(journal.in_flight) == {"req-0", "req-2", "req-3"}
-    assert journal.position() == (4, len(segment_path(directory, 4).read_bytes().rstrip(b"\0")))
+    assert journal.position() == (4, segment_path(directory, 4).stat().st_size)
 
 
 def test_rotation_stays_amortised_when_calls_in_flight_outgrow_a_segment(tmp_path: Path) -> None:
@@ -238,33 +225,58 @@ def test_spilled_finish_rows_are_insert_ready(tmp_path: Path) -> None:
                                   "finished_at": "1795685727.123456"}
 
 
-def test_the_syncer_follows_the_segments_until_the_gateway_moves_past_them(tmp_path: Path) -> None:
-    directory = tmp_path / "instance"
-    syncer = SpillSyncer(directory, lambda: 0, 0.01)
-    assert syncer.sync(0) == 0 and syncer.tracked == []  # the gateway has not created its directory yet
-    directory.mkdir()
-    first = Segment.create(directory, 1, b"", 4096)
-    first.append(encode(START, start(1)))
-    assert syncer.sync(1) == 0 and syncer.tracked == [1]
-    second = Segment.create(directory, 2, b"", 4096)
-    os.close(first.seal())
-    assert syncer.sync(2) == 0 and syncer.tracked == [2]  # segment 1 got its last fsync, after it was sealed
-    assert syncer.sync(2) == 0 and syncer.tracked == [2]  # nothing new: no fsync, still followed
-    segment_path(directory, 2).unlink()  # ingested and deleted
-    third = Segment.create(directory, 3, b"", 4096)
-    os.close(second.seal())
-    assert syncer.sync(3) == 0 and syncer.tracked == [3]
-    syncer.close()
-    os.close(third.seal())
+
+_FILL_UNTIL_FULL = """
+import os, resource, signal, sys
+from pathlib import Path
+from gateway.ledger.segment import Segment
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+segment = Segment.create(Path(sys.argv[1]), 1, b"")
+record = b'{"t":"s","r":{"request_id":"' + b"x" * 100 + b'"}}\\n'
+try:
+    while True:
+        segment.append(record)
+except OSError as exc:
+    print(exc.errno, segment.size, len(record))
+"""
 
 
-def test_a_record_bigger_than_the_room_left_moves_to_a_segment_made_for_it(tmp_path: Path) -> None:
-    journal = journal_for(tmp_path, 4096)
-    journal.start_call(start(1))
-    huge = dict(start(2), tags=["x" * (2 * HEADROOM)])  # more than a segment reserves past its limit
-    journal.start_call(huge)
-    assert journal.sync_now() == 0
-    assert journal.directory is not None and journal.segment is not None
-    assert journal.segment.number == 2
-    rows = [row for _, row, _ in records(segment_path(journal.directory, 2))]
-    assert [row["request_id"] for row in rows] == ["req-1", "req-2"] and rows[1]["tags"] == huge["tags"]
+def test_a_full_disk_fails_the_append_and_leaves_only_whole_records(tmp_path: Path) -> None:
+    # A file-size limit stands in for a full disk: the write that crosses it is cut short, as ENOSPC would.
+    done = subprocess.run([sys.executable, "-c", _FILL_UNTIL_FULL, str(tmp_path), "1000"],
+                          capture_output=True, text=True, check=True)
+    code, size, length = map(int, done.stdout.split())
+    assert code == errno.ENOSPC and size == (1000 // length) * length
+    data = segment_path(tmp_path, 1).read_bytes()
+    assert len(data) == size and data.endswith(b"\n")  # the torn record was cut off again
+    assert len(list(records(segment_path(tmp_path, 1)))) == size // length
+
+
+def test_a_write_the_disk_refuses_is_an_error_and_nothing_is_counted(tmp_path: Path) -> None:
+    segment = Segment.create(tmp_path, 1, encode(START, start(1)))
+    before = segment.size
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, segment.fd)  # the disk fills up under the live segment
+    os.close(full)
+    with pytest.raises(OSError) as refused:
+        segment.append(encode(FINISH, finish(1)))
+    assert refused.value.errno == errno.ENOSPC and segment.size == before
+    os.close(segment.fd)
+
+
+def test_group_commit_syncs_a_sealed_segment_once_more_then_closes_it(tmp_path: Path) -> None:
+    errors: list[int] = []
+    commit = GroupCommit(tmp_path, 3600.0, errors.append)  # rounds only when asked, here
+    first = Segment.create(tmp_path, 1, encode(START, start(1)))
+    commit.follow(first.fd)
+    assert commit.dirty and commit.sync() == 0 and not commit.dirty
+    second = Segment.create(tmp_path, 2, b"")
+    commit.seal(first.fd)
+    commit.follow(second.fd)
+    assert commit.sync() == 0
+    with pytest.raises(OSError):
+        os.fstat(first.fd)  # closed after its last fdatasync
+    os.fstat(second.fd)  # the live one stays open
+    assert commit.close() == 0 and errors == []
+    os.close(second.fd)
