@@ -10,7 +10,8 @@ time they and the body take to arrive, and a connection that never sends anythin
   is what holds the body back (read paused, `100-continue` not yet sent);
 - a connection beyond `max_connections` is answered 503 and closed at once.
 
-One timer handle per request (armed when it begins, cancelled when its body is complete), no task.
+One timer per connection, re-armed only when it fires (at most once per timeout), and no task: a request costs
+a few attribute writes.
 """
 
 from __future__ import annotations
@@ -82,13 +83,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ConnectionLimits = getattr(config, "limits", None) or ConnectionLimits()
         self._phase = _WAITING
-        self._header_bytes = 0  # raw bytes received while waiting for the current request's headers
+        self._since = 0.0  # loop time the connection opened, or the current request began
         self._progress = 0.0  # loop time the body last advanced
+        self._header_bytes = 0  # raw bytes received since the last request's headers were complete
+        self._chunk_in_body = False  # the chunk being parsed arrived during a body (its bytes were not counted)
+        self._counted = True  # every byte of the current request's headers was counted
         self._stalled = False
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Refuse the connection beyond the cap; otherwise start the clock for its first request."""
+        """Refuse the connection beyond the cap; otherwise start its clock."""
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
             self._refuse(ServiceUnavailable(
@@ -96,16 +100,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 code="too_many_connections", headers={"retry-after": "1"},
             ))
             return
-        self._arm(self.limits.client_body_timeout)
+        self._since = self.loop.time()
+        self._timer = self.loop.call_later(self.limits.client_body_timeout, self._on_timer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the clock."""
-        self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser, counting header bytes (a header that never ends is refused once it is too long)."""
-        if self._phase == _BODY:
+        self._chunk_in_body = in_body = self._phase == _BODY
+        if in_body:
             self._progress = self.loop.time()
         else:
             self._header_bytes += len(data)
@@ -115,75 +123,75 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(self._headers_too_large())
 
     def on_message_begin(self) -> None:
-        """A request begins: its headers are due within the timeout (from the connection's start, if first)."""
+        """A request begins: its headers are due within the timeout."""
         super().on_message_begin()
-        self._phase, self._stalled = _HEADERS, False
-        if self._timer is None:
-            self._arm(self.limits.client_body_timeout)
+        self._phase, self._since, self._stalled = _HEADERS, self.loop.time(), False
+        self._counted = not self._chunk_in_body
 
     def on_headers_complete(self) -> None:
         """Headers in: refuse them if too large, else hand the request to the app; the body clock starts."""
-        self._phase, self._header_bytes, self._progress = _BODY, 0, self.loop.time()
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size <= self.limits.max_header_bytes:
+        self._phase, self._progress = _BODY, self.loop.time()
+        # The raw count bounds the headers' size from above, unless part of them came with a body chunk.
+        if (self._header_bytes > self.limits.max_header_bytes or not self._counted) and self._too_large():
+            app, self.app = self.app, ErrorApp(self._headers_too_large())
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
             super().on_headers_complete()
-            return
-        app, self.app = self.app, ErrorApp(self._headers_too_large())
-        try:
-            super().on_headers_complete()
-        finally:
-            self.app = app
+        self._header_bytes = 0
 
     def on_message_complete(self) -> None:
-        """The body is in: stop the clock; if the answer went out first, the connection is idle from now."""
+        """The body is in; if the answer went out first, the connection is idle from now."""
         super().on_message_complete()
         self._phase = _WAITING
-        self._disarm()
-        cycle = self.cycle
-        if cycle.response_complete and self.timeout_keep_alive_task is None and not self.transport.is_closing():
+        if self.cycle.response_complete and self.timeout_keep_alive_task is None and not self.transport.is_closing():
             # uvicorn armed its idle timer when the response ended, and the rest of the body cancelled it.
             idle = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
             self.timeout_keep_alive_task = idle
 
+    def _too_large(self) -> bool:
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        return size > self.limits.max_header_bytes
+
     def _headers_too_large(self) -> HeadersTooLarge:
         return HeadersTooLarge(f"The request headers exceed the limit of {self.limits.max_header_bytes} bytes.")
 
-    def _arm(self, delay: float) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(delay, self._on_timer)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def _on_timer(self) -> None:
+        """The connection's one timer: act on a phase that overran, else look again when it next could."""
         self._timer = None
         if self.transport.is_closing():
             return
+        now, timeout = self.loop.time(), self.limits.client_body_timeout
+        wait: float | None = timeout  # between requests: a response is under way, or uvicorn's idle timer runs
         if self._phase == _BODY:
-            self._check_body()
+            wait = self._check_body(now, timeout)
+        elif now - self._since < timeout:
+            wait = self._since + timeout - now
         elif self._phase == _HEADERS:
-            timeout = self.limits.client_body_timeout
             self._refuse(RequestTimeout(f"The request headers did not arrive within {timeout:g} seconds."))
-        else:
-            self.transport.close()  # connected and sent nothing
+            return
+        elif self.cycle is None:
+            self.transport.close()  # connected and never sent a request
+            return
+        if wait is not None:
+            self._timer = self.loop.call_later(wait, self._on_timer)
 
-    def _check_body(self) -> None:
-        """The body's clock ran out: wait on if it moved or Netra holds it back, else flag the stall once."""
-        cycle, timeout = self.cycle, self.limits.client_body_timeout
-        quiet = self.loop.time() - self._progress
+    def _check_body(self, now: float, timeout: float) -> float | None:
+        """How long until the body's clock runs out again; when it has, flag the stall (once) or close."""
+        cycle, quiet = self.cycle, now - self._progress
         if not self._stalled and quiet < timeout:
-            self._arm(timeout - quiet)
-        elif not self._stalled and (self.flow.read_paused or cycle.waiting_for_100_continue):
-            self._arm(timeout)  # the app has not asked for more yet: not the client's stall
-        elif self._stalled or cycle.response_started:
+            return timeout - quiet
+        if not self._stalled and (self.flow.read_paused or cycle.waiting_for_100_continue):
+            return timeout  # the app has not asked for more yet: not the client's stall
+        if self._stalled or cycle.response_started:
             self.transport.close()  # answered already, or the app did not answer the stall in time
-        else:
-            self._stalled = True
-            cycle.scope[BODY_STALLED] = timeout  # type: ignore[literal-required]
-            cycle.message_event.set()  # wakes the app's receive(), which raises the 408 (gateway/edge.py)
-            self._arm(timeout)
+            return None
+        self._stalled = True
+        cycle.scope[BODY_STALLED] = timeout  # type: ignore[literal-required]
+        cycle.message_event.set()  # wakes the app's receive(), which raises the 408 (gateway/edge.py)
+        return timeout
 
     def _refuse(self, error: NetraError) -> None:
         """Answer with the error (unless a response is in flight on this connection) and close."""

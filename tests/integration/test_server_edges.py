@@ -219,6 +219,21 @@ async def test_idle_connections_are_closed(edge: Edge) -> None:
     await closed_by_server(silent)
 
 
+async def test_a_connection_answered_before_its_body_arrived_is_still_closed(edge: Edge) -> None:
+    body = b'{"model": "gpt-4o-mini"}'
+    for send_the_rest in (True, False):
+        reader, writer = await edge.connect()
+        writer.write(edge.chat_head(len(body)).replace(edge.key.encode(), b"nk-not-a-key"))
+        async with asyncio.timeout(PATIENCE):
+            head = await reader.readuntil(b"\r\n\r\n")  # refused on its key before the body was read
+        assert head.startswith(b"HTTP/1.1 401 ")
+        await reader.readexactly(int(parse(head)[1]["content-length"]))
+        if send_the_rest:
+            writer.write(body)  # the body after the answer, then silence
+        assert await read_all(reader) == b""
+        await closed_by_server(writer)
+
+
 async def test_connections_beyond_the_cap_are_refused_with_503(
     settings: Settings, tmp_path: Path, fake_upstream: FakeUpstream
 ) -> None:
