@@ -240,5 +240,6 @@ def validate(endpoint: str, body: dict[str, Any]) -> None:
     table = FIELDS[endpoint]
     for name, value in body.items():
         shape = table.get(name)
-        if shape is not None:
+        # A top-level null is an absent field to every client library: forwarded, never refused here.
+        if shape is not None and value is not None:
             check_field(shape, value, name)
