@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.common import database_message
-from core.config import ConfigError, load_config
+from core.config import ConfigError, read_config
 from core.db import create_engine
 from core.migrate import alembic_config
 from core.settings import Settings
@@ -21,7 +21,7 @@ from core.settings import Settings
 def config_problem(settings: Settings) -> str | None:
     """What is wrong with netra.yaml (file, line, field and what to change), or None."""
     try:
-        load_config(settings, os.environ)
+        read_config(settings, os.environ)
     except ConfigError as exc:
         return str(exc)
     return None

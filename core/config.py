@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
-from core.config_messages import ConfigProblem, Loc, located, validation_problem, yaml_message
+from core.config_env import UnsetCredential, expand_env
+from core.config_messages import ConfigProblem, located, validation_problem, yaml_message
 from core.settings import Settings
 
+log = logging.getLogger("netra.config")
 ProviderKind = Literal["openai", "azure", "anthropic"]
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
@@ -96,6 +97,18 @@ class GatewayConfig(BaseModel):
 
     providers: tuple[ProviderConfig, ...] = ()
     models: tuple[ModelConfig, ...] = ()
+    # Models the file names but Netra does not serve, with why (their provider's credential is unset).
+    _withheld: dict[str, str] = PrivateAttr(default_factory=dict)
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per provider left out, naming the file, line and variable."""
+        return tuple(self._warnings)
+
+    def withheld_reason(self, model: str) -> str | None:
+        """Why a model named in the file is not served, or None."""
+        return self._withheld.get(model)
 
     def model_named(self, name: str) -> ModelConfig | None:
         """The configured model with this public name."""
@@ -104,29 +117,6 @@ class GatewayConfig(BaseModel):
     def provider_named(self, name: str) -> ProviderConfig:
         """The provider with this name."""
         return next(p for p in self.providers if p.name == name)
-
-
-def expand_env(value: Any, env: Mapping[str, str], loc: Loc = ()) -> Any:
-    """Replace ${NAME} and ${NAME:-default} in every string of a parsed document; an unset ${NAME} is a problem."""
-    if isinstance(value, str):
-        return _ENV_REF.sub(lambda match: _env_value(match, env, loc), value)
-    if isinstance(value, dict):
-        return {key: expand_env(item, env, (*loc, str(key))) for key, item in value.items()}
-    if isinstance(value, list):
-        return [expand_env(item, env, (*loc, i)) for i, item in enumerate(value)]
-    return value
-
-
-def _env_value(match: re.Match[str], env: Mapping[str, str], loc: Loc) -> str:
-    name, default = match.group(1), match.group(2)
-    # As in the shell, an empty variable counts as unset for `:-`.
-    value = env.get(name) or default
-    if value is None:
-        # An empty credential would send requests without one: refuse to start instead.
-        fix = (f"export {name}, remove this provider, or write ${{{name}:-}} if it needs no key"
-               if loc[-1:] == ("api_key",) else f"export {name}, or write ${{{name}:-}} for an empty value")
-        raise ConfigProblem(loc, f"${{{name}}} is not set in the environment (or is empty); {fix}")
-    return value
 
 
 def _read_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
@@ -144,12 +134,38 @@ def _read_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
 def parse_config(text: str, env: Mapping[str, str], source: str = "netra.yaml") -> GatewayConfig:
     """Parse YAML text into a validated config; a mistake is one ConfigError line naming file, line and field."""
     root, raw = _read_yaml(text, source)
+    unset: list[UnsetCredential] = []
     try:
-        config = _validate(expand_env(_empty_sections(raw), env))
+        config = _validate(expand_env(_empty_sections(raw), env, unset))
         _check_references(config)
     except ConfigProblem as problem:
         raise ConfigError(located(source, root, problem)) from None
-    return config
+    return _withhold(config, unset, lambda problem: located(source, root, problem))
+
+
+def _withhold(
+    config: GatewayConfig, unset: list[UnsetCredential], locate: Callable[[ConfigProblem], str]
+) -> GatewayConfig:
+    """The config without the providers whose credential is unset (and their models): never call one without it."""
+    lacking: dict[str, UnsetCredential] = {}
+    for u in unset:
+        lacking.setdefault(config.providers[u.provider_index].name, u)
+    if not lacking:
+        return config
+    kept = GatewayConfig(
+        providers=tuple(p for p in config.providers if p.name not in lacking),
+        models=tuple(m for m in config.models if m.provider not in lacking),
+    )
+    for provider, first in lacking.items():
+        models = [m.name for m in config.models if m.provider == provider]
+        why = locate(ConfigProblem(first.loc, (
+            f"${{{first.name}}} is not set in the environment (or is empty), so provider {provider} and its models "
+            f"({', '.join(models) or 'none'}) are not served; set it and restart, or write ${{{first.name}:-}} "
+            "if it needs no key"
+        )))
+        kept._warnings.append(why)
+        kept._withheld.update(dict.fromkeys(models, why))
+    return kept
 
 
 def _empty_sections(raw: Any) -> Any:
@@ -213,6 +229,14 @@ def default_config(settings: Settings) -> GatewayConfig:
 
 
 def load_config(settings: Settings, env: Mapping[str, str]) -> GatewayConfig:
+    """The config in force, logging a warning for each provider left out for want of its credential."""
+    config = read_config(settings, env)
+    for warning in config.warnings:
+        log.warning(warning)
+    return config
+
+
+def read_config(settings: Settings, env: Mapping[str, str]) -> GatewayConfig:
     """The config file named by the settings, or the key-only default."""
     path: Path | None = settings.resolved_config_path
     if path is None:

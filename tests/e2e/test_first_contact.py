@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.harness import NETRA, ROOT, make_netra
@@ -29,10 +31,10 @@ BROKEN = [
         id="mistyped-field",
     ),
     pytest.param(
-        f"providers:\n  - {{name: a, kind: openai, base_url: {UNREACHABLE}, api_key: '${{NO_SUCH_KEY}}'}}\n",
-        "netra.yaml:2: providers[0].api_key: ${NO_SUCH_KEY} is not set in the environment (or is empty); "
-        "export NO_SUCH_KEY, remove this provider, or write ${NO_SUCH_KEY:-} if it needs no key",
-        id="unset-api-key",
+        "providers:\n  - {name: a, kind: openai, base_url: '${NO_SUCH_URL}'}\n",
+        "netra.yaml:2: providers[0].base_url: ${NO_SUCH_URL} is not set in the environment (or is empty); "
+        "export NO_SUCH_URL, or write ${NO_SUCH_URL:-} for an empty value",
+        id="unset-variable",
     ),
 ]
 
@@ -98,3 +100,31 @@ def test_an_unreachable_database_is_one_line_without_its_password(tmp_path: Path
     assert done.returncode == 1
     assert done.stderr.startswith("netra: cannot use the database postgresql+asyncpg://netra:***@127.0.0.1:9/netra: ")
     assert done.stderr.count("\n") == 1 and "hunter2" not in done.stderr
+
+
+def test_a_provider_without_its_key_is_not_served_and_says_why(tmp_path: Path) -> None:
+    netra = make_netra(tmp_path, UNREACHABLE.removesuffix("/v1"))
+    (tmp_path / "netra.yaml").write_text(
+        f"providers:\n  - {{name: up, kind: openai, base_url: '{UNREACHABLE}', api_key: sk-some-key-123}}\n"
+        "  - {name: nokey, kind: anthropic, base_url: 'http://127.0.0.1:9', api_key: '${NO_SUCH_KEY}'}\n"
+        "models:\n  - {name: served, provider: up}\n  - {name: withheld, provider: nokey}\n"
+    )
+    netra.cli("migrate")
+    netra.cli("tenants", "create", "t")
+    auth = {"Authorization": f"Bearer {netra.cli('keys', 'create', '--tenant', 't').stdout.strip()}"}
+    netra.start()
+    try:
+        listed = httpx.get(f"{netra.url}/models", headers=auth, timeout=10).json()
+        call = {"model": "withheld", "messages": [{"role": "user", "content": "hi"}]}
+        refused = httpx.post(f"{netra.url}/chat/completions", json=call, headers=auth, timeout=10)
+    finally:
+        netra.stop()
+    assert [m["id"] for m in listed["data"]] == ["served"]
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found"
+    lines = [json.loads(line) for line in netra.log.read_text().splitlines() if line.startswith("{")]
+    assert [(line["level"], line["msg"]) for line in lines if line["logger"] == "netra.config"] == [(
+        "warning",
+        f"{tmp_path}/netra.yaml:3: providers[1].api_key: ${{NO_SUCH_KEY}} is not set in the environment (or is "
+        "empty), so provider nokey and its models (withheld) are not served; set it and restart, or write "
+        "${NO_SUCH_KEY:-} if it needs no key",
+    )]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -92,14 +93,30 @@ def test_a_mistake_is_one_line_with_its_place(text: str, message: str) -> None:
     assert str(err.value) == message
 
 
-def test_an_unset_variable_in_an_api_key_is_named() -> None:
-    text = "providers:\n  - {name: c, kind: anthropic}\n  - {name: o, kind: openai, api_key: '${OPENAI_KEY}'}\n"
-    with pytest.raises(ConfigError) as err:
-        parse_config(text, {"OPENAI_KEY": ""}, "netra.yaml")
-    assert str(err.value) == (
-        "netra.yaml:3: providers[1].api_key: ${OPENAI_KEY} is not set in the environment (or is empty); "
-        "export OPENAI_KEY, remove this provider, or write ${OPENAI_KEY:-} if it needs no key"
+def test_a_provider_whose_key_variable_is_unset_is_not_served() -> None:
+    text = (
+        "providers:\n  - {name: o, kind: openai, api_key: '${OPENAI_KEY}'}\n"
+        "  - {name: c, kind: anthropic, headers: {x-api-key: '${ANT_KEY}'}}\n"
+        "models:\n  - {name: m, provider: o}\n  - {name: claude, provider: c}\n  - {name: haiku, provider: c}\n"
     )
+    config = parse_config(text, {"OPENAI_KEY": "sk-set-key-123", "ANT_KEY": ""}, "netra.yaml")
+    assert [p.name for p in config.providers] == ["o"] and [m.name for m in config.models] == ["m"]
+    why = (
+        "netra.yaml:3: providers[1].headers.x-api-key: ${ANT_KEY} is not set in the environment (or is empty), "
+        "so provider c and its models (claude, haiku) are not served; set it and restart, or write ${ANT_KEY:-} "
+        "if it needs no key"
+    )
+    assert config.warnings == (why,)
+    assert config.withheld_reason("claude") == why and config.withheld_reason("m") is None
+
+
+def test_the_warning_is_logged_once_at_load(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "netra.yaml"
+    path.write_text("providers:\n  - {name: o, kind: openai, api_key: '${OPENAI_KEY}'}\n")
+    settings = Settings(config=path, _env_file=None)  # type: ignore[call-arg]
+    with caplog.at_level(logging.WARNING, logger="netra.config"):
+        assert load_config(settings, {}).providers == ()
+    assert [r.getMessage().split(": ${")[0] for r in caplog.records] == [f"{path}:2: providers[0].api_key"]
 
 
 def test_an_explicit_empty_default_and_a_commented_variable_are_accepted() -> None:
