@@ -132,7 +132,7 @@ class OpenAIStream:
             self.done = not self.responses_api  # a Responses stream is over at its terminal event, not at [DONE]
             return DONE_EVENT
         event = _json_object(data)
-        if event.get("error") is not None:
+        if name == "error" or event.get("error") is not None:
             self.error_code = "upstream_error"  # relayed as the provider sent it; the call is recorded as failed
         if self.responses_api:
             return self._response_event(name, event, data)

@@ -156,12 +156,17 @@ async def test_usage_on_every_chunk_is_removed_and_read(http_session: aiohttp.Cl
     assert stream.usage is not None and stream.usage.completion_tokens == 2
 
 
-async def test_a_providers_error_event_is_relayed_once_and_recorded(http_session: aiohttp.ClientSession) -> None:
-    error = {"error": {"message": "The server had an error", "type": "server_error", "param": None, "code": None}}
-    body = sse((None, {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}), (None, error))
+@pytest.mark.parametrize("failure", [
+    (None, {"error": {"message": "The server had an error", "type": "server_error", "param": None, "code": None}}),
+    ("error", {"message": "Overloaded", "code": 529}),  # an `event: error` as some compatible servers send it
+], ids=["error-object", "error-event"])
+async def test_a_providers_error_event_is_relayed_once_and_recorded(
+    http_session: aiohttp.ClientSession, failure: tuple[str | None, Any]
+) -> None:
+    body = sse((None, {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}), failure)
     stream, events = await raw_stream(http_session, body)
-    assert [orjson.loads(data_of(event)) for event in events[:-1]][-1] == error
-    assert events[-1] == DONE and len(events) == 3
+    assert orjson.loads(data_of(events[1])) == failure[1]
+    assert events[-1] == DONE and len(events) == 3, "the provider's error, then the end: no second error"
     assert stream.error_code == "upstream_error"
 
 
