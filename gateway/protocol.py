@@ -8,7 +8,9 @@ time they and the body take to arrive, and a connection that never sends anythin
   opening), else the connection is closed, with a 408 if part of a request had arrived; a client that sends no
   part of the body for `client_body_timeout` is answered 408 by the app (gateway/edge.py) unless Netra itself
   is what holds the body back (read paused, `100-continue` not yet sent);
-- a connection beyond `max_connections` is answered 503 and closed at once.
+- a connection beyond `max_connections` is answered 503 at once and closed.
+
+An answer written without the app is followed by a lingering close (see Lingerer).
 
 One timer per connection, re-armed only when it fires (at most once per timeout), and no task: a request costs
 a few attribute writes.
@@ -28,6 +30,7 @@ from uvicorn.server import ServerState
 from core.errors import HeadersTooLarge, NetraError, RequestTimeout, ServiceUnavailable
 from gateway.edge import BODY_STALLED
 
+LINGER = 2.0  # seconds a refused connection is read from (and ignored) before it is closed
 # Where the current request is: between requests (or nothing sent yet), reading headers, reading the body.
 _WAITING, _HEADERS, _BODY = 0, 1, 2
 
@@ -56,6 +59,30 @@ def raw_response(error: NetraError) -> bytes:
             "content-type: application/json", f"content-length: {len(body)}", "connection: close",
             *(f"{name}: {value}" for name, value in error.headers.items())]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+class Lingerer(asyncio.Protocol):
+    """Drops what a refused client still sends until it closes (or LINGER seconds pass), then closes.
+
+    Closing a socket with unread input makes the kernel reset the connection, and a client that was still
+    sending (its request, or the rest of an oversized header) would then see a reset instead of the answer.
+    """
+
+    def __init__(self, transport: asyncio.Transport, paused: bool) -> None:
+        self.transport = transport
+        self.timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+        if paused:
+            transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        """Dropped: the answer has been sent."""
+
+    def eof_received(self) -> None:
+        """The client is done: close (returning None lets the transport close itself)."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Gone: stop the timer."""
+        self.timer.cancel()
 
 
 class ErrorApp:
@@ -194,7 +221,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return timeout
 
     def _refuse(self, error: NetraError) -> None:
-        """Answer with the error (unless a response is in flight on this connection) and close."""
-        if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(raw_response(error))
-        self.transport.close()
+        """Answer with the error and let the connection go (at once if a response is in flight on it)."""
+        transport = self.transport
+        if (self.cycle is not None and not self.cycle.response_complete) or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write(raw_response(error))
+        transport.write_eof()
+        # The connection is no longer this protocol's (nor counted): a lingerer reads what the client still sends.
+        self.connections.discard(self)
+        self._unset_keepalive_if_required()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        transport.set_protocol(Lingerer(transport, self.flow.read_paused))
