@@ -7,6 +7,7 @@ which case the chunk is re-serialised without it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,19 +32,30 @@ RESPONSE_TEXT_DELTAS = frozenset({
 _DELTA_TEXT_KEYS = ("content", "refusal", "reasoning_content")
 
 
+def _tokens(value: Any) -> int:
+    """A token count as a provider wrote it; anything that is not a finite number counts as none."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(value, 0)
+    return max(int(value), 0) if isinstance(value, float) and math.isfinite(value) else 0
+
+
 def usage_from_openai(usage: Any) -> Usage | None:
     """Our Usage from an OpenAI `usage` object (cached tokens are already inside prompt_tokens)."""
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens")) or 0
-    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-    completion = usage.get("completion_tokens", usage.get("output_tokens")) or 0
-    cached = details.get("cached_tokens") or 0 if isinstance(details, dict) else 0
-    return Usage(prompt_tokens=int(prompt), completion_tokens=int(completion), cached_tokens=int(cached))
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return Usage(prompt_tokens=_tokens(prompt), completion_tokens=_tokens(completion), cached_tokens=_tokens(cached))
 
 
 def _length(value: Any) -> int:
     return len(value) if isinstance(value, str) else 0
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def choice_chars(choice: Any) -> int:
@@ -55,7 +67,7 @@ def choice_chars(choice: Any) -> int:
     if not isinstance(delta, dict):
         return _length(choice.get("text"))
     chars = sum(_length(delta.get(key)) for key in _DELTA_TEXT_KEYS)
-    for call in delta.get("tool_calls") or ():
+    for call in _items(delta.get("tool_calls")):
         function = call.get("function") if isinstance(call, dict) else None
         chars += _length(function.get("arguments")) if isinstance(function, dict) else 0
     return chars
@@ -140,7 +152,7 @@ class OpenAIStream:
 
     def _chunk(self, name: str, chunk: dict[str, Any], data: bytes) -> bytes:
         """A chat or completions chunk: text counted, usage read, and removed when the client did not ask for it."""
-        for choice in chunk.get("choices") or ():
+        for choice in _items(chunk.get("choices")):
             self.completion_chars += choice_chars(choice)
         if "usage" not in chunk:
             return sse_frame(name, data)

@@ -217,3 +217,13 @@ async def test_every_cut_between_two_reads_gives_the_same_relay(wire: str, inclu
         assert relayed == whole, cut
         assert (stream.usage, stream.completion_chars) == (whole_stream.usage, 4), cut
     assert (b'"usage"' in whole) is include_usage and whole.endswith(b"data: [DONE]\n\n")
+
+
+async def test_odd_shapes_from_a_provider_do_not_break_the_relay() -> None:
+    odd = [
+        {"choices": 5, "usage": {"prompt_tokens": "many", "completion_tokens": 2.0, "prompt_tokens_details": 7}},
+        {"choices": [{"index": 0, "delta": {"content": "Hi", "tool_calls": 5}}, "x"]},
+    ]
+    stream, relayed = await relay([sse(*((None, chunk) for chunk in odd), (None, b"[DONE]"))], include_usage=True)
+    assert stream.error_code == "" and stream.completion_chars == 2 and relayed.endswith(b"data: [DONE]\n\n")
+    assert stream.usage is not None and (stream.usage.prompt_tokens, stream.usage.completion_tokens) == (0, 2)
