@@ -46,12 +46,17 @@ def schema_problem(settings: Settings) -> str | None:
         current = asyncio.run(_current_revisions(settings))
     except (SQLAlchemyError, OSError) as exc:
         return database_message(settings, exc)
-    needed = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    needed = set(script.get_heads())
     if current == needed:
         return None
     shown = make_url(url).render_as_string(hide_password=True)
-    state = "has no Netra tables" if not current else f"is at revision {', '.join(sorted(current))}"
-    return f"the database {shown} {state}; this Netra needs {', '.join(sorted(needed))}: run `netra migrate` first"
+    at, wants = ", ".join(sorted(current)), ", ".join(sorted(needed))
+    if current - {r.revision for r in script.walk_revisions()}:
+        return f"the database {shown} is at revision {at}, which this Netra does not know (it needs {wants}): " \
+               "a newer Netra migrated it; run that version"
+    state = "has no Netra tables" if not current else f"is at revision {at}"
+    return f"the database {shown} {state}; this Netra needs {wants}: run `netra migrate` first"
 
 
 async def _current_revisions(settings: Settings) -> set[str]:
