@@ -68,11 +68,17 @@ class Lingerer(asyncio.Protocol):
     sending (its request, or the rest of an oversized header) would then see a reset instead of the answer.
     """
 
-    def __init__(self, transport: asyncio.Transport, paused: bool) -> None:
+    def __init__(self, transport: asyncio.Transport, connections: set[Any], paused: bool) -> None:
         self.transport = transport
+        self.connections = connections  # still counted against the cap, and closed by a server shutdown
+        connections.add(self)
         self.timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
         if paused:
             transport.resume_reading()
+
+    def shutdown(self) -> None:
+        """The server is shutting down: close now."""
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         """Dropped: the answer has been sent."""
@@ -81,8 +87,9 @@ class Lingerer(asyncio.Protocol):
         """The client is done: close (returning None lets the transport close itself)."""
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Gone: stop the timer."""
+        """Gone: stop the timer, stop counting."""
         self.timer.cancel()
+        self.connections.discard(self)
 
 
 class ErrorApp:
@@ -223,15 +230,17 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, error: NetraError) -> None:
         """Answer with the error and let the connection go (at once if a response is in flight on it)."""
         transport = self.transport
-        if (self.cycle is not None and not self.cycle.response_complete) or not transport.can_write_eof():
+        busy = self.cycle is not None and not self.cycle.response_complete
+        flood = len(self.connections) > 2 * self.limits.max_connections  # then no lingering: free the socket now
+        if busy or flood or not transport.can_write_eof():
             transport.close()
             return
         transport.write(raw_response(error))
         transport.write_eof()
-        # The connection is no longer this protocol's (nor counted): a lingerer reads what the client still sends.
+        # The connection is no longer this protocol's: a lingerer reads what the client still sends.
         self.connections.discard(self)
         self._unset_keepalive_if_required()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        transport.set_protocol(Lingerer(transport, self.flow.read_paused))
+        transport.set_protocol(Lingerer(transport, self.connections, self.flow.read_paused))
