@@ -137,7 +137,7 @@ def parse_config(text: str, env: Mapping[str, str], source: str = "netra.yaml") 
     unset: list[UnsetCredential] = []
     try:
         config = _validate(expand_env(_empty_sections(raw), env, unset))
-        _check_references(config)
+        _check_references(config, {u.provider_index for u in unset})
     except ConfigProblem as problem:
         raise ConfigError(located(source, root, problem)) from None
     return _withhold(config, unset, lambda problem: located(source, root, problem))
@@ -188,7 +188,7 @@ def _validate(raw: Any) -> GatewayConfig:
         raise problem from None
 
 
-def _check_references(config: GatewayConfig) -> None:
+def _check_references(config: GatewayConfig, withheld: set[int]) -> None:
     seen: set[str] = set()
     for i, provider in enumerate(config.providers):
         if provider.name in seen:
@@ -196,6 +196,8 @@ def _check_references(config: GatewayConfig) -> None:
         seen.add(provider.name)
         if (problem := _base_url_problem(provider)) is not None:
             raise ConfigProblem(("providers", i, "base_url"), problem)
+        if i not in withheld and (problem := _credential_problem(provider)) is not None:
+            raise ConfigProblem(("providers", i), problem)
     models: set[str] = set()
     for i, model in enumerate(config.models):
         if model.provider not in seen:
@@ -214,6 +216,17 @@ def _base_url_problem(provider: ProviderConfig) -> str | None:
         # Anthropic's SDK convention: the base is the host; requests go to {base_url}/v1/messages.
         return "an anthropic base_url is the host only, without /v1 (e.g. https://api.anthropic.com)"
     return None
+
+
+def _credential_problem(provider: ProviderConfig) -> str | None:
+    """A provider at its vendor's public endpoint with no credential would only ever be refused."""
+    if provider.base_url or provider.api_key is not None:
+        return None
+    if {h.lower() for h in provider.headers} & {"authorization", "x-api-key", "api-key"}:
+        return None
+    variable = f"{provider.kind.upper()}_API_KEY"
+    return (f"kind {provider.kind} at {DEFAULT_BASE_URLS[provider.kind]} needs an api_key "
+            f"(for example api_key: \"${{{variable}}}\")")
 
 
 def default_config(settings: Settings) -> GatewayConfig:

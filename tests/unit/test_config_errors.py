@@ -79,6 +79,13 @@ MISTAKES = [
         id="azure-without-url",
     ),
     pytest.param(
+        "providers:\n  - {name: o, kind: openai, base_url: 'http://127.0.0.1:8000/v1'}\n"
+        "  - name: c\n    kind: anthropic\n",
+        "netra.yaml:3: providers[1]: kind anthropic at https://api.anthropic.com needs an api_key "
+        '(for example api_key: "${ANTHROPIC_API_KEY}")',
+        id="public-endpoint-without-key",
+    ),
+    pytest.param(
         "- openai\n",
         "netra.yaml:1: the file should be a mapping with `providers:` and `models:`",
         id="not-a-mapping",
@@ -120,7 +127,10 @@ def test_the_warning_is_logged_once_at_load(tmp_path: Path, caplog: pytest.LogCa
 
 
 def test_an_explicit_empty_default_and_a_commented_variable_are_accepted() -> None:
-    text = "# api_key: ${UNSET_IN_A_COMMENT}\nproviders:\n  - {name: local, kind: openai, api_key: '${LOCAL_KEY:-}'}\n"
+    text = (
+        "# api_key: ${UNSET_IN_A_COMMENT}\nproviders:\n"
+        "  - {name: local, kind: openai, base_url: 'http://127.0.0.1:8000/v1', api_key: '${LOCAL_KEY:-}'}\n"
+    )
     config = parse_config(text, {}, "netra.yaml")
     assert config.providers[0].api_key is None
 
