@@ -101,7 +101,7 @@ async def proxy(request: Request, endpoint: str) -> BytesResponse | SSEResponse:
         stream = await retrying(state, ctx, provider, lambda: provider.open_stream(call))
         return SSEResponse(stream, ctx, headers)
     reply = await retrying(state, ctx, provider, lambda: provider.send(call))
-    ctx.usage = reply.usage
+    ctx.usage, ctx.completion_chars = reply.usage, reply.completion_chars
     return BytesResponse(reply.body, headers, reply.status)
 
 

@@ -16,6 +16,7 @@ from gateway.providers.anthropic_stream import AnthropicStreamError, StreamTrans
 from gateway.providers.anthropic_translate import error_from_anthropic, from_messages_response, to_messages_request
 from gateway.providers.base import DONE_EVENT, UpstreamCall, UpstreamReply, error_event, sse_event
 from gateway.providers.http import Timeouts, UpstreamHTTP
+from gateway.providers.openai_stream import choice_chars, reply_chars
 from gateway.providers.sse import parse_sse
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -37,8 +38,9 @@ class AnthropicStream:
 
     @property
     def usage(self) -> Usage | None:
-        """Usage reported in message_start and message_delta."""
-        return self.translator.usage
+        """Usage reported in message_start and message_delta (None when the provider reported none)."""
+        usage = self.translator.usage
+        return usage if usage is not None and usage.reported else None
 
     async def events(self) -> AsyncIterator[bytes]:
         """Translated events as they arrive; failures become an in-band error event."""
@@ -79,10 +81,8 @@ class AnthropicStream:
         return b"".join(out)
 
     def _count(self, chunk: dict[str, Any]) -> None:
-        for choice in chunk.get("choices") or ():
-            content = (choice.get("delta") or {}).get("content")
-            if isinstance(content, str):
-                self.completion_chars += len(content)
+        # Tool-call arguments are generated text too: the estimate without usage must count them.
+        self.completion_chars += sum(choice_chars(choice) for choice in chunk.get("choices") or ())
 
     async def aclose(self) -> None:
         """Close the upstream connection (cancelling the generation if it is still running)."""
@@ -128,7 +128,9 @@ class AnthropicProvider:
         if not isinstance(message, dict):
             raise UpstreamFailed("The provider sent an unexpected response.")
         completion, usage = from_messages_response(message, call.model.name, int(time.time()))
-        return UpstreamReply(body=orjson.dumps(completion), usage=usage)
+        if usage.reported:
+            return UpstreamReply(body=orjson.dumps(completion), usage=usage)
+        return UpstreamReply(body=orjson.dumps(completion), usage=None, completion_chars=reply_chars(completion))
 
     async def open_stream(self, call: UpstreamCall) -> AnthropicStream:
         """A streaming Messages call, relayed as chat.completion.chunk events."""

@@ -43,6 +43,8 @@ class UpstreamReply:
     body: bytes
     usage: Usage | None
     status: int = 200
+    # Generated characters, measured only when the provider reported no usage (the ledger's estimate).
+    completion_chars: int = 0
     content_type: bytes = b"application/json"
 
 

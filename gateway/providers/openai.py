@@ -11,7 +11,7 @@ from core.config import ProviderConfig
 from core.errors import UpstreamFailed
 from gateway.providers.base import UpstreamCall, UpstreamReply
 from gateway.providers.http import Timeouts, UpstreamHTTP
-from gateway.providers.openai_stream import USAGE_ENDPOINTS, OpenAIStream, usage_from_openai
+from gateway.providers.openai_stream import USAGE_ENDPOINTS, OpenAIStream, reply_chars, usage_from_openai
 
 __all__ = ["AzureProvider", "OpenAIProvider", "OpenAIStream", "upstream_body", "usage_from_openai"]
 
@@ -62,7 +62,7 @@ class OpenAIProvider:
         except orjson.JSONDecodeError:
             raise UpstreamFailed("The provider sent a response that is not JSON.", code="upstream_error") from None
         usage = usage_from_openai(parsed.get("usage")) if isinstance(parsed, dict) else None
-        return UpstreamReply(body=data, usage=usage)
+        return UpstreamReply(body=data, usage=usage, completion_chars=0 if usage else reply_chars(parsed))
 
     async def open_stream(self, call: UpstreamCall) -> OpenAIStream:
         """Forward a streaming call once the provider accepted it."""

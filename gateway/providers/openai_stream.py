@@ -73,6 +73,21 @@ def choice_chars(choice: Any) -> int:
     return chars
 
 
+def reply_chars(reply: Any) -> int:
+    """Characters of generated text in a complete answer: chat messages, completion texts or Responses output."""
+    if not isinstance(reply, dict):
+        return 0
+    chars = 0
+    for choice in _items(reply.get("choices")):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        chars += choice_chars({"delta": message} if isinstance(message, dict) else choice)
+    for item in _items(reply.get("output")):
+        if isinstance(item, dict):
+            parts = (part for part in _items(item.get("content")) if isinstance(part, dict))
+            chars += _length(item.get("arguments")) + sum(_length(part.get("text")) for part in parts)
+    return chars
+
+
 def _malformed() -> UpstreamFailed:
     return UpstreamFailed("The provider sent a malformed stream event.", code="upstream_error")
 

@@ -45,6 +45,7 @@ models:
   - {{name: cut-short, provider: fake, upstream: gpt-4o-mini-truncated, price: {{input: 0.15, output: 0.6}}}}
   - {{name: unreachable, provider: down, upstream: gpt-4o-mini}}
   - {{name: quiet, provider: fake, upstream: gpt-4o-mini-no-usage, price: {{input: 0.15, output: 0.6}}}}
+  - {{name: claude-quiet, provider: fakeant, upstream: claude-sonnet-4-5-no-usage, price: {{input: 3, output: 15}}}}
   - {{name: cached, provider: fake, upstream: gpt-4o-mini-cached,
       price: {{input: 0.15, output: 0.6, cached_input: 0.075}}}}
   - {{name: claude-cached, provider: fakeant, upstream: claude-sonnet-4-5-cached,

@@ -94,6 +94,9 @@ async def drive_served_calls(http: httpx.AsyncClient, key: str) -> dict[str, htt
         "stream": await post(http, "stream", chat("gpt-4o-mini", stream=True), key),
         "stream-usage": await post(http, "stream-usage", chat("gpt-4o-mini", stream=True, **usage), key),
         "quiet": await post(http, "quiet", chat("quiet", stream=True), key),
+        "quiet-json": await post(http, "quiet-json", chat("quiet"), key),
+        "claude-quiet": await post(http, "claude-quiet", chat("claude-quiet", stream=True), key),
+        "claude-quiet-json": await post(http, "claude-quiet-json", chat("claude-quiet"), key),
         "claude-stream": await post(http, "claude-stream", chat("claude", stream=True, **usage), key),
         "responses": await post(http, "responses", {"model": "gpt-4o-mini", "input": MESSAGES[0]["content"],
                                                      "stream": True}, key, "/v1/responses"),
@@ -123,6 +126,7 @@ async def drive_every_outcome(http: httpx.AsyncClient, keys: dict[str, str]) -> 
 EXPECTED = {  # request id -> (status, http status, error code)
     "ok": ("ok", 200, ""), "cached": ("ok", 200, ""), "claude-cached": ("ok", 200, ""), "stream": ("ok", 200, ""),
     "stream-usage": ("ok", 200, ""), "quiet": ("ok", 200, ""), "claude-stream": ("ok", 200, ""),
+    "quiet-json": ("ok", 200, ""), "claude-quiet": ("ok", 200, ""), "claude-quiet-json": ("ok", 200, ""),
     "responses": ("ok", 200, ""), "responses-cut": ("upstream_error", 200, "upstream_error"),
     "broken": ("upstream_error", 502, "upstream_error"),
     "rejected": ("upstream_rejected", 400, "invalid_value"), "no-key": ("auth_error", 401, "missing_api_key"),
@@ -229,10 +233,12 @@ async def test_streams_report_usage_or_say_it_was_estimated(served_rows: Rows) -
     assert (rows["responses"]["prompt_tokens"], rows["responses"]["completion_tokens"]) == (
         usage["input_tokens"], usage["output_tokens"])
     # A provider that reports no usage: characters ÷ 4, rounded up (docs/ledger.md), for prompt and completion.
-    quiet = rows["quiet"]
-    assert quiet["tokens_estimated"] and quiet["cost_usd"] > 0
-    assert (quiet["prompt_tokens"], quiet["completion_tokens"]) == (
-        estimate_tokens(len(MESSAGES[0]["content"])), estimate_tokens(len(DEFAULT_REPLY)))
+    # Streamed or not, relayed as sent or translated from Anthropic: never zero.
+    for rid in ("quiet", "quiet-json", "claude-quiet", "claude-quiet-json"):
+        quiet = rows[rid]
+        assert quiet["tokens_estimated"] and quiet["cost_usd"] > 0, rid
+        assert (quiet["prompt_tokens"], quiet["completion_tokens"]) == (
+            estimate_tokens(len(MESSAGES[0]["content"])), estimate_tokens(len(DEFAULT_REPLY))), rid
 
 
 async def test_streams_give_the_client_exactly_what_it_asked_for(served_rows: Rows) -> None:

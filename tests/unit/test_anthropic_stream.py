@@ -18,7 +18,7 @@ from gateway.providers.base import UpstreamCall
 from gateway.providers.http import Timeouts
 from gateway.providers.sse import KEEP_ALIVE, parse_sse
 from tests.fake_upstream import WIRES, FakeUpstream
-from tests.fake_upstream_behaviour import DEFAULT_REPLY, tokens_for
+from tests.fake_upstream_behaviour import DEFAULT_REPLY, TOOL_ARGUMENTS, tokens_for
 from tests.fake_upstream_wire import Frame, wire_named
 
 # Recorded shape of a Messages stream (ids shortened): a thinking block, text, then one tool_use with its input streamed
@@ -299,12 +299,14 @@ def test_translation_is_the_same_in_every_layout_and_cut(wire: str, recorded: by
         assert translate([raw[:cut], raw[cut:]]) == expected, cut
 
 
-async def claude_stream(fake: FakeUpstream, session: aiohttp.ClientSession, upstream: str) -> tuple[Any, bytes]:
+async def claude_stream(
+    fake: FakeUpstream, session: aiohttp.ClientSession, upstream: str, **fields: Any
+) -> tuple[Any, bytes]:
     """The Anthropic adapter's stream of one call to the fake, and every byte it relayed."""
     config = ProviderConfig(name="ant", kind="anthropic", base_url=fake.url, api_key="sk-ant-fake-key")
     provider = AnthropicProvider(config, session, Timeouts(connect=5, first_byte=5, idle=5, total=30))
     model = ModelConfig(name="claude", provider="ant", upstream=upstream)
-    body = {"model": "claude", "messages": [{"role": "user", "content": "Hello there!"}], "stream": True}
+    body = {"model": "claude", "messages": [{"role": "user", "content": "Hello there!"}], "stream": True, **fields}
     stream = await provider.open_stream(UpstreamCall("chat/completions", body, model, True, "req_test"))
     try:
         return stream, b"".join([chunk async for chunk in stream.events()])
@@ -333,3 +335,13 @@ async def test_provider_stream_cut_before_message_stop_is_an_upstream_error(
     assert events[-1] == b"data: [DONE]"
     assert orjson.loads(events[-2][6:])["error"]["code"] == "upstream_error"
     assert stream.error_code == "upstream_error"
+
+
+async def test_a_tool_call_stream_without_usage_counts_its_arguments(
+    fake_upstream: FakeUpstream, http_session: aiohttp.ClientSession
+) -> None:
+    # Without usage the ledger estimates from these characters: a tool call must not be estimated as nothing.
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    stream, _ = await claude_stream(fake_upstream, http_session, "claude-sonnet-4-5-tools-no-usage", tools=tools)
+    assert stream.usage is None and stream.error_code == ""
+    assert stream.completion_chars == len(TOOL_ARGUMENTS)
