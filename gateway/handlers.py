@@ -29,6 +29,11 @@ NO_PROVIDER = (
     " ANTHROPIC_API_KEY in the gateway's environment, or list providers and models in netra.yaml (see the README),"
     " then restart the gateway."
 )
+# The reason itself (which variable is unset) stays in the gateway's start-up log, not in a client's answer.
+WITHHELD = (
+    "The model `{}` is configured on this gateway but not served: its provider's credential is not set. The gateway's"
+    " start-up log says which variable to set."
+)
 
 
 async def authorize(state: GatewayState, request: Request, ctx: CallContext) -> Principal:
@@ -47,6 +52,8 @@ async def authorize(state: GatewayState, request: Request, ctx: CallContext) -> 
 def resolve_model(state: GatewayState, principal: Principal, name: str, endpoint: str) -> ModelConfig:
     """The configured model the key may use, served by a provider that supports the endpoint."""
     model = state.models.get(name)
+    if model is None and principal.may_use(name) and state.config.withheld_reason(name):
+        raise ModelNotFound(name, WITHHELD.format(name))
     if not state.models:
         raise ModelNotFound(name, NO_PROVIDER.format(name))
     if model is None or not principal.may_use(name):

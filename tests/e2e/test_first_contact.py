@@ -121,6 +121,8 @@ def test_a_provider_without_its_key_is_not_served_and_says_why(tmp_path: Path) -
         netra.stop()
     assert [m["id"] for m in listed["data"]] == ["served"]
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found"
+    assert "credential is not set" in refused.json()["error"]["message"]
+    assert "NO_SUCH_KEY" not in refused.text  # the variable's name stays in the operator's log
     lines = [json.loads(line) for line in netra.log.read_text().splitlines() if line.startswith("{")]
     assert [(line["level"], line["msg"]) for line in lines if line["logger"] == "netra.config"] == [(
         "warning",
