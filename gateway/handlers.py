@@ -102,12 +102,13 @@ async def proxy(request: Request, endpoint: str) -> BytesResponse | SSEResponse:
     """Serve one call of an OpenAI endpoint through its configured provider."""
     state, ctx, call = await prepare(request, endpoint)
     provider = state.providers[call.model.provider]
+    body = provider.encode(call)  # a body the provider cannot take is refused before any attempt is counted
     ctx.upstream_called = True
     headers = [(b"x-netra-model", call.model.upstream_name.encode()), (b"x-netra-cache", b"bypass")]
     if call.stream:
-        stream = await retrying(state, ctx, provider, lambda: provider.open_stream(call))
+        stream = await retrying(state, ctx, provider, lambda: provider.open_stream(call, body))
         return SSEResponse(stream, ctx, headers)
-    reply = await retrying(state, ctx, provider, lambda: provider.send(call))
+    reply = await retrying(state, ctx, provider, lambda: provider.send(call, body))
     ctx.usage, ctx.completion_chars = reply.usage, reply.completion_chars
     return BytesResponse(reply.body, headers, reply.status)
 

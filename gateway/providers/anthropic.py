@@ -112,14 +112,16 @@ class AnthropicProvider:
             headers["x-api-key"] = self.config.api_key.get_secret_value()
         return headers
 
-    def _body(self, call: UpstreamCall) -> bytes:
+    def encode(self, call: UpstreamCall) -> bytes:
+        """The chat request translated to a Messages request (a 400 naming the field it cannot translate)."""
         body = to_messages_request(call.body, call.model.upstream_name)
         body["stream"] = call.stream
         return orjson.dumps(body)
 
-    async def send(self, call: UpstreamCall) -> UpstreamReply:
+    async def send(self, call: UpstreamCall, body: bytes | None = None) -> UpstreamReply:
         """A Messages call, answered as a chat.completion."""
-        response = await self.http.post(self.url, self._body(call), self.headers, stream=False)
+        body = self.encode(call) if body is None else body
+        response = await self.http.post(self.url, body, self.headers, stream=False)
         data = await self.http.read_all(response)
         try:
             message = orjson.loads(data)
@@ -132,8 +134,9 @@ class AnthropicProvider:
             return UpstreamReply(body=orjson.dumps(completion), usage=usage)
         return UpstreamReply(body=orjson.dumps(completion), usage=None, completion_chars=reply_chars(completion))
 
-    async def open_stream(self, call: UpstreamCall) -> AnthropicStream:
+    async def open_stream(self, call: UpstreamCall, body: bytes | None = None) -> AnthropicStream:
         """A streaming Messages call, relayed as chat.completion.chunk events."""
-        response = await self.http.post(self.url, self._body(call), self.headers, stream=True)
+        body = self.encode(call) if body is None else body
+        response = await self.http.post(self.url, body, self.headers, stream=True)
         translator = StreamTranslator(call.model.name, int(time.time()), call.include_usage)
         return AnthropicStream(self.http, response, translator)

@@ -83,11 +83,15 @@ class Provider(Protocol):
         """Whether this provider can serve the endpoint (e.g. `embeddings`)."""
         ...
 
-    async def send(self, call: UpstreamCall) -> UpstreamReply:
-        """Make a non-streaming call."""
+    def encode(self, call: UpstreamCall) -> bytes:
+        """The body sent upstream; a body the provider cannot take is a 400 here, before any attempt."""
         ...
 
-    async def open_stream(self, call: UpstreamCall) -> UpstreamStream:
+    async def send(self, call: UpstreamCall, body: bytes | None = None) -> UpstreamReply:
+        """Make a non-streaming call (with the encoded body, or encoding it now)."""
+        ...
+
+    async def open_stream(self, call: UpstreamCall, body: bytes | None = None) -> UpstreamStream:
         """Start a streaming call; errors before the first event raise, later ones arrive in-band."""
         ...
 

@@ -52,9 +52,13 @@ class OpenAIProvider:
             headers["authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
         return headers
 
-    async def send(self, call: UpstreamCall) -> UpstreamReply:
+    def encode(self, call: UpstreamCall) -> bytes:
+        """The client's body as JSON, with the upstream model name and usage reporting asked for."""
+        return orjson.dumps(upstream_body(call))
+
+    async def send(self, call: UpstreamCall, body: bytes | None = None) -> UpstreamReply:
         """Forward a non-streaming call and pass the answer through byte for byte."""
-        body = orjson.dumps(upstream_body(call))
+        body = self.encode(call) if body is None else body
         response = await self.http.post(self.url(call), body, self.headers, stream=False)
         data = await self.http.read_all(response)
         try:
@@ -64,9 +68,9 @@ class OpenAIProvider:
         usage = usage_from_openai(parsed.get("usage")) if isinstance(parsed, dict) else None
         return UpstreamReply(body=data, usage=usage, completion_chars=0 if usage else reply_chars(parsed))
 
-    async def open_stream(self, call: UpstreamCall) -> OpenAIStream:
+    async def open_stream(self, call: UpstreamCall, body: bytes | None = None) -> OpenAIStream:
         """Forward a streaming call once the provider accepted it."""
-        body = orjson.dumps(upstream_body(call))
+        body = self.encode(call) if body is None else body
         response = await self.http.post(self.url(call), body, self.headers, stream=True)
         return OpenAIStream(self.http, response, call)
 

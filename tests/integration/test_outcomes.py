@@ -168,6 +168,10 @@ async def test_leaving_while_sending_the_body_is_recorded(patient: Settings, fak
 
 # --- item 5: every row names the model the client asked for --------------------------------------------------------
 
+# OpenAI's types allow a custom tool call; the Messages API has nothing to translate it to.
+CUSTOM_TOOL_TURN = {"role": "assistant", "content": None,
+                    "tool_calls": [{"id": "c1", "type": "custom", "custom": {"name": "x", "input": "y"}}]}
+
 
 async def test_refused_calls_record_the_model_the_client_sent(
     patient: Settings, fake_upstream: WatchedUpstream
@@ -177,6 +181,7 @@ async def test_refused_calls_record_the_model_the_client_sent(
         calls = {
             "unknown-model": ({"model": "nope-model", "messages": MESSAGES}, 404),
             "wrong-type": ({"model": "gpt-4o-mini", "messages": "not a list"}, 400),
+            "untranslatable": ({"model": "claude", "messages": [*MESSAGES, CUSTOM_TOOL_TURN]}, 400),
         }
         for rid, (body, status) in calls.items():
             reply = await http.post("/v1/chat/completions", json=body, headers={**auth, "x-request-id": rid})
@@ -187,6 +192,8 @@ async def test_refused_calls_record_the_model_the_client_sent(
     assert rows["unknown-model"]["error_code"] == "model_not_found"
     assert rows["wrong-type"]["requested_model"] == "gpt-4o-mini"
     assert rows["wrong-type"]["error_code"] == "invalid_type"
+    # Refused while translating for Anthropic: nothing went upstream, so no attempt is on the row.
+    assert (rows["untranslatable"]["requested_model"], rows["untranslatable"]["upstream_attempts"]) == ("claude", 0)
     assert "nope-model" not in metrics  # a name any client can make up is no metrics label
 
 
