@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.db import create_engine, create_sessionmaker
@@ -20,6 +19,7 @@ from core.settings import Settings
 from core.tenants import list_tenants
 from gateway.app import create_app
 from gateway.ledger import RowSink
+from gateway.server import GatewayServer, server_config
 from tests.fake_upstream import FakeUpstream
 from tests.unit.helpers import closed_port, tenant_with_key
 
@@ -113,11 +113,10 @@ async def serve(
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, env, wrap_sink=wrap_sink), loop="asyncio", lifespan="on", ws="none",
-        log_level="warning", access_log=False,
-    )
-    server = uvicorn.Server(config)
+    # Served as the CLI serves it (connection limits, timeouts), on the test's own event loop.
+    app = create_app(settings, env, wrap_sink=wrap_sink)
+    config = server_config(app, settings, loop="asyncio", log_level="warning")
+    server = GatewayServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
