@@ -7,6 +7,7 @@ import pytest
 
 from core.errors import (
     AuthenticationFailed,
+    HeadersTooLarge,
     InvalidJSON,
     InvalidParameter,
     MethodNotAllowed,
@@ -15,6 +16,7 @@ from core.errors import (
     NotFound,
     QuotaExceeded,
     RateLimited,
+    RequestTimeout,
     RequestTooLarge,
     ServiceUnavailable,
     TenantSuspended,
@@ -25,7 +27,7 @@ from core.errors import (
 )
 from tests.unit.helpers import assert_envelope
 
-# (error, status, type, code, param) — the rows of DESIGN.md §3's error table, plus routing errors.
+# (error, status, type, code, param) — the rows of DESIGN.md §3's error table, plus routing and connection errors.
 TABLE = [
     (InvalidJSON("bad body"), 400, "invalid_request_error", "invalid_json", None),
     (
@@ -39,7 +41,9 @@ TABLE = [
     (ModelNotFound("gpt-9"), 404, "invalid_request_error", "model_not_found", "model"),
     (NotFound("no route"), 404, "invalid_request_error", "not_found", None),
     (MethodNotAllowed("wrong method"), 405, "invalid_request_error", "method_not_allowed", None),
+    (RequestTimeout("stalled"), 408, "invalid_request_error", "request_timeout", None),
     (RequestTooLarge("too big"), 413, "invalid_request_error", "request_too_large", None),
+    (HeadersTooLarge("headers too big"), 431, "invalid_request_error", "headers_too_large", None),
     (RateLimited("slow down"), 429, "rate_limit_error", "rate_limit_exceeded", None),
     (QuotaExceeded("budget spent"), 429, "insufficient_quota", "insufficient_quota", None),
     (UpstreamFailed("provider 500"), 502, "server_error", "upstream_error", None),
@@ -47,6 +51,7 @@ TABLE = [
     (ServiceUnavailable("no upstream"), 503, "server_error", "upstream_unavailable", None),
     (ServiceUnavailable("overloaded", code="upstream_overloaded"), 503, "server_error", "upstream_overloaded", None),
     (ServiceUnavailable("stopping", code="shutting_down"), 503, "server_error", "shutting_down", None),
+    (ServiceUnavailable("full", code="too_many_connections"), 503, "server_error", "too_many_connections", None),
     (UpstreamTimeout("too slow"), 504, "server_error", "upstream_timeout", None),
 ]
 
