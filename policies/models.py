@@ -41,7 +41,7 @@ def parse_duration(value: Any) -> int:
     elif isinstance(value, str) and (found := _DURATION.match(value)):
         seconds = int(found.group(1)) * _UNIT_SECONDS[found.group(2)]
     else:
-        raise ValueError(f"should be a duration such as 30s, 15m, 1h or 7d (got {value!r})")
+        raise ValueError("should be a duration such as 30s, 15m, 1h or 7d")
     if seconds <= 0:
         raise ValueError("should be a positive duration")
     return seconds
