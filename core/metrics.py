@@ -27,6 +27,7 @@ class GatewayMetrics:
             registry=r,
         )
         self._add_timings(r)
+        self._add_cache(r)
 
     def _add_timings(self, r: CollectorRegistry) -> None:
         self.latency = Histogram(
@@ -40,6 +41,16 @@ class GatewayMetrics:
         self.ttft = Histogram(
             "netra_time_to_first_token_seconds", "Streaming: time from request to the first relayed event.",
             ["model"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+
+    def _add_cache(self, r: CollectorRegistry) -> None:
+        self.cache_lookups = Counter(
+            "netra_cache_lookups", "Response cache outcomes (hit, miss, coalesced, bypass), by endpoint.",
+            ["endpoint", "outcome"], registry=r,
+        )
+        self.cache_bypass = Counter(
+            "netra_cache_bypass", "Cacheable requests served without the cache, by reason (e.g. redis_error).",
+            ["reason"], registry=r,
         )
 
     def child(self, metric: Counter | Histogram, *labels: str) -> Any:

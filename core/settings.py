@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     max_connections: int = 4096
 
     key_cache_ttl: float = 5.0
+    # How often each gateway process reads the policy change counter (the fallback to, and without, Redis notices).
+    policy_poll_interval: float = Field(default=1.0, gt=0)
+    # The in-process response cache (used when no Redis is configured): entries evicted least recently used first
+    # once their bytes pass this bound.
+    cache_max_bytes: int = 256 * 1024 * 1024
 
     ledger_enabled: bool = True
     # "process": a child process ingests the spill into ClickHouse (the embedded engine's CPU and memory stay
