@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from cli import accounts, ledger, preflight, prices, serve
+from cli import accounts, ledger, policies, preflight, prices, serve
 from cli.common import CommandError, fail
 from core.models import TIERS
 from core.settings import Settings
+from policies.store import STATUSES as POLICY_STATUSES
 
 Command = Callable[[argparse.Namespace], int]
 Check = Callable[[Settings], str | None]
@@ -120,6 +121,31 @@ def _add_prices(sub: Sub) -> None:
     show.set_defaults(func=prices.show)
 
 
+def _add_policies(sub: Sub) -> None:
+    cmds = _group(sub, "policies", "manage cache, route and batch policies (running gateways follow within seconds)")
+    add = _command(cmds, "add", "store each policy in a YAML file as proposed; prints one id per line")
+    add.add_argument("file", help="a YAML file, one policy per document")
+    edit = _command(cmds, "edit", "store a file's policy as the next version (active at once if the policy is)")
+    edit.add_argument("id", help="the policy's id (pol_…)")
+    edit.add_argument("file", help="a YAML file holding one policy")
+    for action, text in (("activate", "activate a proposed policy"), ("retire", "retire a policy")):
+        cmd = _command(cmds, action, text)
+        cmd.add_argument("id", help="the policy's id (pol_…)")
+        cmd.set_defaults(func=getattr(policies, action))
+    for cmd in (add, edit, *(cmds.choices[a] for a in ("activate", "retire"))):
+        cmd.add_argument("--by", help="who makes the change: human:<name> or agent:<run id> (default: human:$USER)")
+    add.set_defaults(func=policies.add)
+    edit.set_defaults(func=policies.edit)
+    listing = _command(cmds, "list", "list policies (newest version of each)")
+    listing.add_argument("--status", choices=POLICY_STATUSES, help="only policies with this status")
+    listing.set_defaults(func=policies.listing)
+    show = _command(cmds, "show", "every version of a policy and who changed it when")
+    show.add_argument("id", help="the policy's id (pol_…)")
+    for cmd in (listing, show):
+        cmd.add_argument("--json", action="store_true", help="print JSON instead of text")
+    show.set_defaults(func=policies.show)
+
+
 def package_version() -> str:
     """The installed distribution's version."""
     try:
@@ -135,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"netra {package_version()}")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serve, _add_tenants, _add_keys, _add_ledger, _add_prices):
+    for add in (_add_serve, _add_tenants, _add_keys, _add_ledger, _add_prices, _add_policies):
         add(sub)
     return root
 

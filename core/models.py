@@ -1,10 +1,10 @@
-"""Relational schema: tenants, their API keys, and the price versions the ledger refers to."""
+"""Relational schema: tenants, their API keys, the price versions the ledger refers to, and policies."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -72,3 +72,42 @@ class PriceVersion(Base):
     effective_from: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     table_json: Mapped[str] = mapped_column(Text)
+
+
+class PolicyVersion(Base):
+    """One version of a policy: rows are only added, and a version's document never changes (its status may)."""
+
+    __tablename__ = "policy_versions"
+
+    policy_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    # proposed, active, retired, or superseded (an older version replaced by an edit).
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    document: Mapped[dict[str, object]] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PolicyEvent(Base):
+    """Who changed a policy's status, and when: added, activated, retired, edited."""
+
+    __tablename__ = "policy_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy_id: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PolicyRevision(Base):
+    """One row counting policy changes: gateways poll it to learn that their snapshot is stale."""
+
+    __tablename__ = "policy_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
