@@ -1,9 +1,9 @@
 """A cached entry sent back: as the JSON body it was, or as the SSE stream a provider would have sent.
 
-The stream has OpenAI's chunk shape: per choice a role delta first, then the content (and refusal, logprobs,
-tool calls) deltas, then a chunk with the finish reason; a usage-only chunk (`choices: []`) only when the client
-asked for it with `stream_options.include_usage` (and then every chunk carries `usage: null`, as OpenAI's do);
-`data: [DONE]` last.
+The stream has OpenAI's chunk shape: for chat, per choice a role delta first, then the content (and refusal,
+logprobs, tool calls) deltas, then a chunk with the finish reason; for completions one chunk per choice. A
+usage-only chunk (`choices: []`) comes only when the client asked for it with `stream_options.include_usage`
+(and then every chunk carries `usage: null`, as OpenAI's do); `data: [DONE]` is last.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ def _chat_pieces(choice: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _completion_pieces(choice: dict[str, Any]) -> list[dict[str, Any]]:
-    """The choice's chunks: its text, then its finish reason."""
-    index = choice.get("index", 0)
-    text = {"text": choice.get("text") or "", "index": index, "logprobs": choice.get("logprobs"), "finish_reason": None}
-    return [text, {"text": "", "index": index, "logprobs": None, "finish_reason": choice.get("finish_reason")}]
+    """The choice's one chunk: its text with its finish reason (the SDK's strict Completion type reads it)."""
+    fields = ("text", "index", "logprobs", "finish_reason")
+    return [{field: choice.get(field) for field in fields} | {"text": choice.get("text") or ""}]
