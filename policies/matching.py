@@ -13,12 +13,9 @@ Check = Callable[[Features], bool]
 
 
 def _checks(match: Match) -> tuple[Check, ...]:
-    """One check per match field that is set, except endpoints and models (the index has applied those)."""
+    """One check per match field that is set, except endpoints, models (the index) and tenants (checked inline)."""
     checks: list[Check] = []
     # Each closure captures its own local, bound once: a policy never changes after the snapshot is built.
-    if match.tenants is not None:
-        tenants = frozenset(match.tenants)
-        checks.append(lambda f: f.tenant in tenants)
     if match.keys is not None:
         keys = frozenset(match.keys)
         checks.append(lambda f: f.key_id in keys)
@@ -47,18 +44,13 @@ def _temperature_check(low: float | None, high: float | None) -> Check:
 class Candidate(Generic[P]):
     """A policy with the checks its match needs beyond endpoint and model."""
 
-    __slots__ = ("checks", "policy")
+    __slots__ = ("checks", "policy", "tenants")
 
     def __init__(self, policy: P) -> None:
         self.policy = policy
+        # Most policies name tenants and most candidates fail there: a set lookup, not a call, rejects them.
+        self.tenants = None if policy.match.tenants is None else frozenset(policy.match.tenants)
         self.checks = _checks(policy.match)
-
-    def matches(self, features: Features) -> bool:
-        """Whether every remaining match field holds for the request."""
-        for check in self.checks:
-            if not check(features):
-                return False
-        return True
 
 
 # The key under which requests for an endpoint or model that no policy names find the wildcard policies.
@@ -81,8 +73,14 @@ class KindIndex(Generic[P]):
     def first(self, features: Features) -> P | None:
         """The best policy whose match holds for the request, or None."""
         by_model = self._table.get(features.endpoint) or self._table[_OTHER]
+        tenant = features.tenant
         for candidate in by_model.get(features.model) or by_model[_OTHER]:
-            if candidate.matches(features):
+            if candidate.tenants is not None and tenant not in candidate.tenants:
+                continue
+            for check in candidate.checks:
+                if not check(features):
+                    break
+            else:
                 return candidate.policy
         return None
 
