@@ -101,7 +101,8 @@ def main() -> None:
     build = timed(lambda: Snapshot.build(1, active), 1)
     decisions = [decide(f, full) for f in batch]
     share = {kind: sum(getattr(d, kind) is not None for d in decisions) / len(batch) for kind in ACTIONS}
-    cached = sum(isinstance(d.cache, CachePolicy) and cacheable(f, d.cache) for f, d in zip(batch, decisions, strict=True))
+    pairs = zip(batch, decisions, strict=True)
+    cached = sum(isinstance(d.cache, CachePolicy) and cacheable(f, d.cache) for f, d in pairs)
     print(f"{REQUESTS} requests, µs per call: median of {ROUNDS} rounds (fastest)")
     print("  matched: " + ", ".join(f"{kind} {value:.0%}" for kind, value in share.items())
           + f"; cacheable {cached / len(batch):.0%}")
