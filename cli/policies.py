@@ -76,11 +76,12 @@ def _change(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) ->
 
     result, version = _run(settings, then_count)
     if settings.redis_url:
-        _announce(settings.redis_url, version)
+        announce(settings.redis_url, version)
     return result
 
 
-def _announce(url: str, version: int) -> None:
+def announce(url: str, version: int) -> None:
+    """Publish a change notice for running gateways; a failure is a warning (they also poll the database)."""
     try:
         client = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         try:

@@ -23,6 +23,8 @@ from policies.store import CHANGES_CHANNEL, active_policies, policies_version
 log = logging.getLogger("netra.gateway.policies")
 # A store that does not answer within this long counts as down (a hung connection must not stall reloads).
 READ_TIMEOUT = 10.0
+# Pause before subscribing again after Redis failed (the poll keeps changes coming meanwhile).
+RESUBSCRIBE_PAUSE = 1.0
 _STORE_TROUBLE = (SQLAlchemyError, OSError, TimeoutError)
 _REDIS_TROUBLE = (RedisError, OSError, TimeoutError)
 
@@ -42,6 +44,7 @@ class PolicyHolder:
         self._tasks: list[asyncio.Task[None]] = []
         self._store_down = False
         self._redis_down = False
+        self._subscribed = False
 
     @property
     def snapshot(self) -> Snapshot:
@@ -52,6 +55,11 @@ class PolicyHolder:
     def version(self) -> int:
         """The store's change counter the snapshot was built at (-1 before the first successful read)."""
         return self._version
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether change notices arrive from Redis right now (else only the poll brings changes)."""
+        return self._subscribed
 
     async def start(self) -> None:
         """Load the active policies (an unreachable store leaves none, for now) and start following changes."""
@@ -124,22 +132,24 @@ class PolicyHolder:
             try:
                 await self._follow_notices(redis)
             except _REDIS_TROUBLE as exc:
+                self._subscribed = False
                 if not self._redis_down:
                     self._redis_down = True
                     log.warning(
                         "policy change notices unavailable; polling the database",
                         extra={"interval_s": self._interval, "error": f"{type(exc).__name__}: {exc}"},
                     )
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(RESUBSCRIBE_PAUSE)
 
     async def _follow_notices(self, redis: Redis) -> None:
         async with redis.pubsub() as pubsub:
             await asyncio.wait_for(pubsub.subscribe(CHANGES_CHANNEL), READ_TIMEOUT)
+            self._subscribed = True
             if self._redis_down:
                 self._redis_down = False
                 log.info("policy change notices available again")
             await self.refresh()  # whatever was announced while not subscribed
             while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self._interval)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=RESUBSCRIBE_PAUSE)
                 if message is not None:
                     await self.refresh()
