@@ -36,6 +36,7 @@ from bench.procs import (
     netra_env,
     pin,
     pin_children,
+    rss_mb,
     start_fake,
     start_netra,
 )
@@ -76,6 +77,7 @@ class Side:
     variant: Variant
     proc: NetraProc
     runs: list[dict[str, Any]] = field(default_factory=list)
+    rss_mb: tuple[float, float] = (0.0, 0.0)  # the gateway's and its ingest process's, after the rounds
 
 
 def _ingest_cpu(pid: int) -> float:
@@ -95,12 +97,16 @@ async def run_side(side: Side, keys: list[str], seconds: float) -> None:
     side.runs.append(row)
 
 
-async def rounds(sides: list[Side], keys: list[str], pairs: int, seconds: float) -> None:
-    """Warm every side up, then `pairs` rounds, each running every side once in a rotating order."""
+async def rounds(sides: list[Side], keys: list[str], pairs: int, seconds: float, together: bool) -> None:
+    """Warm every side up, then `pairs` rounds, each running every side once: one after another in a rotating
+    order, or all at once (`together`: they share the gateways' core, so each instant's noise hits all alike)."""
     for side in sides:
         await throughput(side.proc.port, requests_for(side.proc.port, keys), 32, side.variant.warmup, None)
         await asyncio.sleep(INGEST_WAIT if side.variant.ledger else 0.0)
     for i in range(pairs):
+        if together:
+            await asyncio.gather(*(run_side(side, keys, seconds) for side in sides))
+            continue
         shift = i % len(sides)
         for side in sides[shift:] + sides[:shift]:
             await run_side(side, keys, seconds)
@@ -115,7 +121,7 @@ def start_side(variant: Variant, data: Path, fake_port: int, cpu: int) -> Side:
     return Side(variant, start_netra(env, free_port(), cpu, data / f"{variant.name}.log", variant.root))
 
 
-def measure(variants: list[Variant], pairs: int, seconds: float) -> list[Side]:
+def measure(variants: list[Variant], pairs: int, seconds: float, together: bool = False) -> list[Side]:
     """The fake provider, the load generator and every ingest process on the last core; gateways on the first."""
     cpus = cores()
     pin(cpus[-1])
@@ -131,7 +137,9 @@ def measure(variants: list[Variant], pairs: int, seconds: float) -> list[Side]:
                 time.sleep(3.0)
                 for side in sides:
                     pin_children(side.proc.pid, cpus[-1])
-                uvloop.run(rounds(sides, keys, pairs, seconds))
+                uvloop.run(rounds(sides, keys, pairs, seconds, together))
+                for side in sides:
+                    side.rss_mb = (rss_mb(side.proc.pid), sum(rss_mb(child) for child in children(side.proc.pid)))
             finally:
                 for side in sides:
                     side.proc.stop()
@@ -157,10 +165,13 @@ def summary(base: Side, side: Side) -> dict[str, Any]:
         "median_rps_off": median([b["rps"] for _, b in pairs]),
         "throughput_cost": median(costs),
         "cost_quartiles": [costs[len(costs) // 4], costs[(3 * len(costs)) // 4]],
+        "rss_mb": [round(value, 1) for value in side.rss_mb],
         "gateway_cpu_cost": median([1 - b["cpu_ms_per_request"] / a["cpu_ms_per_request"] for a, b in pairs]),
     }
     if side.variant.ledger:
         out["ingest_cpu_ms_per_row"] = median([a["ingest_cpu_ms_per_request"] for a, _ in pairs])
+        out["total_cpu_cost"] = median([1 - b["cpu_ms_per_request"] / (a["cpu_ms_per_request"]
+                                        + a["ingest_cpu_ms_per_request"]) for a, b in pairs])
     return out
 
 
@@ -173,8 +184,8 @@ def report(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"  {row['variant']:<14} throughput cost {100 * row['throughput_cost']:5.1f}% "
             f"(quartiles {100 * low:.1f}..{100 * high:.1f}%), gateway CPU/req {100 * row['gateway_cpu_cost']:5.1f}%"
-            f", {row['median_rps']:.0f} vs {row['median_rps_off']:.0f} req/s"
-            + (f", ingest {ingest:.4f} ms CPU/row" if ingest is not None else "")
+            f", {row['median_rps']:.0f} vs {row['median_rps_off']:.0f} req/s, RSS {row['rss_mb']} MB"
+            + (f", ingest {ingest:.4f} ms CPU/row, with it {100 * row['total_cpu_cost']:.1f}%" if ingest else "")
         )
     return "\n".join(lines)
 
@@ -185,9 +196,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=PAIRS)
     parser.add_argument("--seconds", type=float, default=SECONDS, help="length of each c=32 run")
     parser.add_argument("--variant", action="append", help="NAME:KEY=VALUE,... (repeatable)")
+    parser.add_argument("--together", action="store_true", help="run every side of a round at the same time")
     args = parser.parse_args()
     variants = [Variant.parse(text) for text in args.variant or DEFAULT_VARIANTS]
-    sides = measure(variants, args.pairs, args.seconds)
+    sides = measure(variants, args.pairs, args.seconds, args.together)
     rows = [summary(sides[0], side) for side in sides[1:]]
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
