@@ -112,7 +112,9 @@ def _problem(error: ErrorDetails, kind: Any) -> ConfigProblem:
     if error["type"] == "union_tag_invalid":
         return ConfigProblem(("kind",), f"{kind!r} is not one of {kinds}")
     loc = tuple(error["loc"])
-    policy_class = _KIND_CLASSES[str(loc[0])]
+    policy_class = _KIND_CLASSES.get(str(loc[0])) if loc else None
+    if policy_class is None:  # not under a kind's tag: nothing to strip, no fields to suggest
+        return validation_problem(error, _NESTED)
     error = {**error, "loc": loc[1:]}
     error["msg"] = _PLAIN.get(error["type"], error["msg"].removeprefix("Value error, "))
     if error["type"] == "too_short" and loc[1:2] == ("match",):
