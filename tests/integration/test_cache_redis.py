@@ -11,7 +11,8 @@ from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
 from core.metrics import GatewayMetrics
-from gateway.cache import CachedEntry, CacheUnavailable, RedisCache, cache_key
+from core.settings import Settings
+from gateway.cache import CachedEntry, CacheUnavailable, RedisCache, cache_key, open_cache
 from gateway.limits import FIRST_PAUSE
 from tests.integration.conftest import REDIS_URL
 from tests.integration.harness import wait_for
@@ -59,7 +60,9 @@ async def test_an_entry_stored_by_one_process_is_found_by_another(
     redis_client: Redis, second_client: Redis, redis_token: str
 ) -> None:
     tenant = f"ten_{redis_token}"
-    await RedisCache(redis_client).put(key(tenant), ENTRY, 3600)
+    cache = open_cache(Settings(_env_file=None), redis_client)  # Redis configured: the shared cache
+    assert isinstance(cache, RedisCache)
+    await cache.put(key(tenant), ENTRY, 3600)
     assert await RedisCache(second_client).get(key(tenant)) == ENTRY
     assert await RedisCache(second_client).get(key(f"other_{redis_token}")) is None
 

@@ -12,6 +12,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from core.usage import Usage
 from gateway.cache import CachedEntry, cacheable_reply, entry_from_reply, entry_from_stream, replay_json, replay_sse
 from gateway.cache.assemble import read_chunks
+from gateway.providers.base import error_event, stream_ended_early
 
 CHAT, COMPLETIONS = "chat/completions", "completions"
 USAGE = {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27, "prompt_tokens_details": {"cached_tokens": 8}}
@@ -201,14 +202,19 @@ ERROR = {"error": {"message": "overloaded", "type": "server_error", "param": Non
     [
         openai_stream()[:-1],  # no [DONE]: cut
         openai_stream()[:-3] + openai_stream()[-2:],  # a choice never finished
-        openai_stream()[:4] + sse(ERROR, "[DONE]"),  # an error event, as the gateway relays one
-        [*openai_stream()[:4], b'event: error\ndata: {"message": "x"}\n\n', b"data: [DONE]\n\n"],
+        [*openai_stream()[:-1], error_event(stream_ended_early())],  # the gateway's in-band error, then [DONE]
+        openai_stream()[:-1] + sse(ERROR, "[DONE]"),  # a provider's own error chunk
+        [*openai_stream()[:-1], b'event: error\ndata: {"message": "x"}\n\n', b"data: [DONE]\n\n"],
         [e.replace(b'"tool_calls"}', b'"length"}') for e in openai_stream()],  # one of two choices cut by length
         [b"".join(openai_stream())[:-3]],  # [DONE] itself cut off
         sse("not json", "[DONE]"),
         sse("[DONE]"),
     ],
-    ids=["no-done", "unfinished-choice", "error-chunk", "error-event", "length", "cut-done", "not-json", "empty"],
+    # The error and length cases are otherwise finished streams: their flaw alone refuses them.
+    ids=[
+        "no-done", "unfinished-choice", "gateway-error", "error-chunk", "error-event", "length", "cut-done",
+        "not-json", "empty",
+    ],
 )
 def test_streams_cut_failed_or_truncated_are_not_cacheable(events: list[bytes]) -> None:
     assert entry_from_stream(events, endpoint=CHAT, request_id="r", stored_at=0.0) is None

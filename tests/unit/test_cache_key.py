@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
-from gateway.cache.key import cache_key
+from gateway.cache.key import cache_key, canonical_hash, is_deterministic, key_from_hash
 
 CHAT = "chat/completions"
 
@@ -136,3 +136,31 @@ def test_the_request_is_not_modified() -> None:
     before = dict(body)
     cache_key("acme", CHAT, body)
     assert body == before
+
+
+def test_the_key_is_derived_from_the_tenant_free_request_hash() -> None:
+    # The ledger can log canonical_hash as the request hash: repeats in logged traffic are the cache's own hits.
+    digest = canonical_hash(CHAT, chat(user="a", stream=True))
+    assert digest == canonical_hash(CHAT, chat(n=1))
+    assert key_from_hash("acme", digest) == cache_key("acme", CHAT, chat())
+    assert key_from_hash("acme", digest) != key_from_hash("globex", digest)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"temperature": 0}, True),
+        ({"temperature": 0.0, "n": 1}, True),
+        ({"top_p": 0}, True),
+        ({"seed": 42, "temperature": 0.9}, True),
+        ({}, False),  # temperature 1 by default
+        ({"temperature": 0.2}, False),
+        ({"temperature": 0, "n": 2}, False),
+        ({"seed": None}, False),
+        ({"temperature": False}, False),  # wrong-typed: not a zero temperature
+        ({"temperature": "0"}, False),
+    ],
+)
+def test_deterministic_requests(body: dict[str, Any], expected: bool) -> None:
+    assert is_deterministic(CHAT, chat() | {"temperature": None} | body) is expected
+    assert is_deterministic("embeddings", {"model": "e", "input": "x"})

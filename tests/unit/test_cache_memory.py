@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.settings import Settings
-from gateway.cache import CachedEntry, MemoryCache
+from gateway.cache import CachedEntry, MemoryCache, open_cache
 from tests.unit.helpers import Clock
 
 
@@ -82,3 +82,11 @@ async def test_close_forgets_everything() -> None:
     await cache.put("k", entry(10), 60)
     await cache.close()
     assert await cache.get("k") is None and cache.bytes == 0 and cache.degraded is None
+
+
+async def test_without_redis_the_cache_is_in_memory_with_the_configured_bound() -> None:
+    cache = open_cache(Settings(_env_file=None, cache_max_bytes=entry(100).size), None)
+    assert isinstance(cache, MemoryCache)
+    await cache.put("a", entry(100), 60)
+    await cache.put("b", entry(100), 60)
+    assert await cache.get("a") is None and await cache.get("b") is not None
