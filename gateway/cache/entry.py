@@ -103,8 +103,12 @@ def entry_from_reply(
 ) -> CachedEntry | None:
     """The entry for a complete (non-streamed, status 200) answer, or None when it must not be cached.
 
-    `usage` defaults to the body's own; `model` to the body's `model` field.
+    `usage` defaults to the body's own; `model` to the body's `model` field. An embeddings answer given with both
+    is stored unread: it cannot be cut short, and parsing megabytes of vectors again would block the event loop
+    (3 MB, 100 vectors of 1536: ~25 ms).
     """
+    if endpoint == "embeddings" and usage is not None and model is not None:
+        return make_entry(body, endpoint=endpoint, request_id=request_id, stored_at=stored_at, usage=usage, model=model)
     try:
         reply = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -27,9 +27,12 @@ log = logging.getLogger("netra.cache")
 class RedisCache:
     """GET and SET ... EX on the keys `cache_key()` makes (a tenant's keys share a cluster slot)."""
 
-    def __init__(self, redis: Redis, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, redis: Redis, monotonic: Callable[[], float] = time.monotonic, backoff: Backoff | None = None
+    ) -> None:
         self.redis = redis
-        self.backoff = Backoff(monotonic)
+        # Pass the rate limiter's to share what is known of an outage: then one probe per pause covers both.
+        self.backoff = backoff or Backoff(monotonic)
         self.redis_calls = 0  # calls that went to Redis (each may wait up to the client's socket timeout)
 
     @property

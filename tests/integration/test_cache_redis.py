@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from core.metrics import GatewayMetrics
 from core.settings import Settings
 from gateway.cache import CachedEntry, CacheUnavailable, RedisCache, cache_key, open_cache
-from gateway.limits import FIRST_PAUSE
+from gateway.limits import FIRST_PAUSE, RedisRateLimiter
 from tests.integration.conftest import REDIS_URL
 from tests.integration.harness import wait_for
 from tests.integration.redis_door import RedisDoor
@@ -132,3 +132,19 @@ async def test_a_probe_whose_request_was_cancelled_does_not_stop_later_probes(
     door.set("open")
     assert await behind_door.get(key(f"ten_{redis_token}")) is None  # probed again: a plain miss
     assert behind_door.degraded is None
+
+
+async def test_a_back_off_shared_with_the_rate_limiter_pays_one_timeout_for_both(
+    door: RedisDoor, clock: Clock, redis_token: str
+) -> None:
+    client = Redis.from_url(door.url, socket_timeout=0.2, socket_connect_timeout=0.2)
+    try:
+        limiter = RedisRateLimiter(client, clock, clock)
+        cache = RedisCache(client, clock, backoff=limiter.backoff)
+        door.set("hung")
+        with pytest.raises(CacheUnavailable, match="redis_timeout"):
+            await cache.get(key(f"ten_{redis_token}"))
+        assert (await limiter.hit(f"ten_{redis_token}", 10)).allowed  # counted locally, without waiting on Redis
+    finally:
+        await client.aclose()
+    assert door.hung_connections == 1 and limiter.redis_calls == 0

@@ -225,3 +225,24 @@ def test_keep_alives_and_empty_events_do_not_matter() -> None:
     noisy = [b": keep-alive\n\n", *events[:3], b"data: \n\n", *events[3:]]
     assert read_chunks(noisy) == read_chunks(events)
     assert reassembled(noisy) == reassembled(events)
+
+
+def test_an_embeddings_answer_with_known_usage_is_stored_as_it_is() -> None:
+    body = b'{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.25]}], "model": "e"}'
+    entry = entry_from_reply(
+        body, endpoint="embeddings", request_id="r", stored_at=0.0, usage=Usage(4), model="text-embedding-3-small"
+    )
+    assert entry is not None and replay_json(entry) == body
+    assert (entry.prompt_tokens, entry.model) == (4, "text-embedding-3-small")
+
+
+def test_logprobs_travel_with_the_content() -> None:
+    tokens = [{"token": t, "logprob": -0.5, "bytes": list(t.encode()), "top_logprobs": []} for t in ("Hi", "!")]
+    answer = chat_answer({"content": "Hi!"})
+    answer["choices"][0]["logprobs"] = {"content": tokens, "refusal": None}
+    events = replay_sse(entry_of(answer), include_usage=False)
+    for event in events[:-1]:
+        ChatCompletionChunk.model_validate_json(event[6:])
+    again = reassembled(events)
+    assert again["choices"][0]["logprobs"]["content"] == tokens
+    assert ChatCompletion.model_validate(again).choices[0].logprobs is not None
