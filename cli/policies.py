@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,7 +148,7 @@ def event_dict(event: PolicyEvent) -> dict[str, Any]:
 def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     cells = [[str(r[c]) for c in columns] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
 
@@ -162,11 +163,19 @@ def listing(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(value: Any) -> Any:
+    """A document without its unset (null) fields, as one would write it."""
+    if isinstance(value, dict):
+        return {k: _given(v) for k, v in value.items() if v is not None and _given(v) != {}}
+    return value
+
+
 def _history_text(history: PolicyHistory) -> str:
     parts = []
     for row in history.versions:
-        parts.append(f"version {row.version}: {row.status}, by {row.author} at {row.created_at.isoformat()}")
-        parts.append(json.dumps(row.document, indent=2, sort_keys=True))
+        parts.append(f"# version {row.version}: {row.status}, by {row.author} at {row.created_at.isoformat()}")
+        # YAML a policy file accepts: copy a version into a file to `netra policies edit` from it.
+        parts.append(yaml.safe_dump(_given(row.document), sort_keys=False, allow_unicode=True).rstrip())
     parts.append(_table([event_dict(e) for e in history.events], ("version", "action", "actor", "at")))
     return "\n".join(parts)
 
