@@ -121,6 +121,11 @@ def start_side(variant: Variant, data: Path, fake_port: int, cpu: int) -> Side:
     return Side(variant, start_netra(env, free_port(), cpu, data / f"{variant.name}.log", variant.root))
 
 
+def _note_memory(sides: list[Side]) -> None:
+    for side in sides:
+        side.rss_mb = (rss_mb(side.proc.pid), sum(rss_mb(child) for child in children(side.proc.pid)))
+
+
 def measure(variants: list[Variant], pairs: int, seconds: float, together: bool = False) -> list[Side]:
     """The fake provider, the load generator and every ingest process on the last core; gateways on the first."""
     cpus = cores()
@@ -138,8 +143,7 @@ def measure(variants: list[Variant], pairs: int, seconds: float, together: bool 
                 for side in sides:
                     pin_children(side.proc.pid, cpus[-1])
                 uvloop.run(rounds(sides, keys, pairs, seconds, together))
-                for side in sides:
-                    side.rss_mb = (rss_mb(side.proc.pid), sum(rss_mb(child) for child in children(side.proc.pid)))
+                _note_memory(sides)
             finally:
                 for side in sides:
                     side.proc.stop()
