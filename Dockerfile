@@ -5,6 +5,7 @@ WORKDIR /src
 RUN python -m venv /opt/netra
 COPY pyproject.toml README.md ./
 COPY core ./core
+COPY policies ./policies
 COPY gateway ./gateway
 COPY cli ./cli
 COPY migrations ./migrations

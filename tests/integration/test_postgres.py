@@ -61,7 +61,7 @@ async def test_migrations_create_the_schema_and_are_idempotent(pg_settings: Sett
     finally:
         await conn.close()
     assert {"tenants", "api_keys", "price_versions", "alembic_version"} <= tables
-    assert version == "0001"
+    assert version == "0002"
 
 
 async def test_tenants_are_created_and_listed(sessions: async_sessionmaker[AsyncSession]) -> None:
