@@ -56,6 +56,15 @@ class ScriptedStream:
         self.closed = True
 
 
+@pytest.fixture(autouse=True)
+async def watchdog() -> AsyncIterator[None]:
+    """A regression that leaves something waiting forever fails its test (cancelled) instead of hanging the run."""
+    loop = asyncio.get_running_loop()
+    handle = loop.call_later(10, lambda: [task.cancel() for task in asyncio.all_tasks(loop)])
+    yield
+    handle.cancel()
+
+
 def event(n: int) -> bytes:
     return b'data: {"n":%d}\n\n' % n
 
