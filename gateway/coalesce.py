@@ -135,15 +135,13 @@ class Coalescer:
 async def _produce(table: Table, entry: _Entry, call: Callable[[], Awaitable[Any]], publish: Publisher) -> None:
     """The leader's provider call, in a task of its own; its outcome goes to every waiter."""
     try:
-        value = await call()
+        await publish(table, entry, await call())
     except asyncio.CancelledError:
         _remove(table, entry)  # every waiter left
         raise
     except Exception as exc:
         _remove(table, entry)
         _fail(entry, exc)
-        return
-    await publish(table, entry, value)
 
 
 async def _publish_reply(table: Table, entry: _Entry, reply: UpstreamReply) -> None:
@@ -171,6 +169,8 @@ def _fail(entry: _Entry, error: Exception) -> None:
     """The leader gets its error; followers get a copy of it when it was the request's fault, else are released."""
     shared = request_fault(error)
     for waiter in entry.waiters:
+        if waiter.done():
+            continue  # already answered (publishing failed part-way)
         if waiter is entry.leader:
             waiter.set_exception(error)
         elif shared:
