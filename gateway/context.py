@@ -16,9 +16,10 @@ class CallContext:
 
     __slots__ = (
         "cache_outcome", "cancelled", "completion_chars", "ended_t", "endpoint", "error_code", "first_byte_t",
-        "headers", "key_id", "method", "outcome", "path", "prompt_chars", "provider", "received_t", "received_us",
-        "request_hash", "request_id", "requested_model", "responded", "served_model", "status", "stream", "tags",
-        "tenant_id", "tenant_name", "upstream_attempts", "upstream_called", "usage",
+        "headers", "key_id", "method", "outcome", "path", "policy_id", "policy_version", "prompt_chars", "provider",
+        "received_t", "received_us", "request_hash", "request_id", "requested_model", "responded", "reused_request_id",
+        "savings_kind", "served_model", "status", "stream", "tags", "tenant_id", "tenant_name", "upstream_attempts",
+        "upstream_called", "usage",
     )
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
@@ -30,15 +31,16 @@ class CallContext:
         # When the first byte went out, and when the client left (None: not yet, or never).
         self.first_byte_t: float | None = None
         self.ended_t: float | None = None
-        self.status = 0
-        self.error_code = ""
+        self.status, self.error_code = 0, ""
         self.tenant_id = self.tenant_name = self.key_id = ""
         self.requested_model = self.served_model = self.provider = ""
         self.stream = False
         self.cache_outcome = ""
+        # The policy that acted, the saving it made ("cache", "coalesce"; "" for none) and whose answer was reused.
+        self.policy_id = self.savings_kind = self.reused_request_id = ""
+        self.policy_version = 0
         self.usage: Usage | None = None
-        self.prompt_chars = 0
-        self.completion_chars = 0
+        self.prompt_chars = self.completion_chars = 0
         self.request_hash = ""
         self.tags: list[str] = []
         self.upstream_attempts = 0
