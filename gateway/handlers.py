@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.requests import Request
 
 from core.config import ModelConfig
-from core.errors import InvalidParameter, ModelNotFound, NetraError
+from core.errors import InvalidParameter, ModelNotFound
 from gateway.auth import Principal
 from gateway.body import parse_object, parse_tags, prompt_chars, read_body, request_hash, validate
+from gateway.cache_plan import plan_for
+from gateway.caching import netra_headers, serve_cached
 from gateway.calls import start_row
 from gateway.context import CallContext
 from gateway.limits import LimitResult
-from gateway.providers.base import Provider, UpstreamCall, is_retryable
-from gateway.responses import BytesResponse, SSEResponse
+from gateway.providers.base import Provider, UpstreamCall
+from gateway.responses import BytesResponse, ProxyResponse, SSEResponse
 from gateway.state import GatewayState, get_ctx, get_state
 from gateway.tiers import hourly_limit
+from gateway.upstream import retrying
 
-T = TypeVar("T")
 # Model names are short; a longer one is kept this long in the ledger (the rest is a client's noise).
 MAX_MODEL_CHARS = 256
 NO_PROVIDER = (
@@ -77,14 +76,13 @@ def describe(ctx: CallContext, request: Request, endpoint: str, body: dict[str, 
     ctx.served_model = model.upstream_name
     ctx.provider = model.provider
     ctx.stream = body.get("stream") is True
-    ctx.cache_outcome = "bypass"
     ctx.prompt_chars = prompt_chars(endpoint, body)
     ctx.request_hash = request_hash(endpoint, body)
     ctx.tags = parse_tags(request.headers.get("x-netra-tags"))
 
 
 async def prepare(request: Request, endpoint: str) -> tuple[GatewayState, CallContext, UpstreamCall]:
-    """Everything before the upstream call: auth, limits, body checks, model resolution, ledger start."""
+    """Everything the policy decision needs: auth, limits, body checks, model resolution."""
     state, ctx = get_state(request), get_ctx(request)
     principal = await authorize(state, request, ctx)
     body = parse_object(await read_body(request, state.settings.max_body_bytes))
@@ -94,17 +92,28 @@ async def prepare(request: Request, endpoint: str) -> tuple[GatewayState, CallCo
     describe(ctx, request, endpoint, body, model)
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    state.ledger.begin(start_row(ctx))
     return state, ctx, UpstreamCall(endpoint, body, model, ctx.stream, ctx.request_id, include_usage)
 
 
-async def proxy(request: Request, endpoint: str) -> BytesResponse | SSEResponse:
-    """Serve one call of an OpenAI endpoint through its configured provider."""
+async def proxy(request: Request, endpoint: str) -> ProxyResponse:
+    """Serve one call of an OpenAI endpoint: the policy decision, then the cache or the provider."""
     state, ctx, call = await prepare(request, endpoint)
+    plan = plan_for(state.policies.snapshot, ctx, call, request.headers)
+    ctx.cache_outcome = "bypass"
+    state.ledger.begin(start_row(ctx))
     provider = state.providers[call.model.provider]
+    response = None if plan is None else await serve_cached(state, ctx, call, plan, provider)
+    if response is None:
+        response = await forward(state, ctx, call, provider)
+    m = state.metrics
+    m.child(m.cache_lookups, endpoint, ctx.cache_outcome).inc()
+    return response
+
+
+async def forward(state: GatewayState, ctx: CallContext, call: UpstreamCall, provider: Provider) -> ProxyResponse:
+    """The provider's answer, relayed as it is (no cache policy, or the cache unavailable: `bypass`)."""
     body = provider.encode(call)  # a body the provider cannot take is refused before any attempt is counted
-    ctx.upstream_called = True
-    headers = [(b"x-netra-model", call.model.upstream_name.encode()), (b"x-netra-cache", b"bypass")]
+    headers = netra_headers(call, "bypass")
     if call.stream:
         stream = await retrying(state, ctx, provider, lambda: provider.open_stream(call, body))
         return SSEResponse(stream, ctx, headers)
@@ -113,42 +122,21 @@ async def proxy(request: Request, endpoint: str) -> BytesResponse | SSEResponse:
     return BytesResponse(reply.body, headers, reply.status)
 
 
-async def retrying(
-    state: GatewayState, ctx: CallContext, provider: Provider, start: Callable[[], Awaitable[T]]
-) -> T:
-    """Call the provider, retrying failures that happened before anything reached the client."""
-    attempts = max(1, state.settings.upstream_attempts)
-    loop = asyncio.get_running_loop()
-    for number in range(1, attempts + 1):
-        ctx.upstream_attempts = number
-        started = loop.time()
-        try:
-            return await start()
-        except NetraError as exc:
-            if number == attempts or not is_retryable(exc):
-                raise
-        finally:
-            m = state.metrics
-            m.child(m.upstream_latency, provider.config.name).observe(loop.time() - started)
-        await asyncio.sleep(random.uniform(0.05, 0.25) * number)  # noqa: S311 - jitter, not crypto
-    raise AssertionError("unreachable")
-
-
-async def chat_completions(request: Request) -> BytesResponse | SSEResponse:
+async def chat_completions(request: Request) -> ProxyResponse:
     """POST /v1/chat/completions."""
     return await proxy(request, "chat/completions")
 
 
-async def completions(request: Request) -> BytesResponse | SSEResponse:
+async def completions(request: Request) -> ProxyResponse:
     """POST /v1/completions."""
     return await proxy(request, "completions")
 
 
-async def embeddings(request: Request) -> BytesResponse | SSEResponse:
+async def embeddings(request: Request) -> ProxyResponse:
     """POST /v1/embeddings."""
     return await proxy(request, "embeddings")
 
 
-async def responses(request: Request) -> BytesResponse | SSEResponse:
+async def responses(request: Request) -> ProxyResponse:
     """POST /v1/responses."""
     return await proxy(request, "responses")

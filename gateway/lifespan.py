@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from core.chmigrate import upgrade_clickhouse
@@ -26,8 +26,11 @@ from core.price_versions import save_price_version
 from core.prices import PriceTable, load_table
 from core.settings import Settings
 from gateway.auth import KeyAuthenticator
+from gateway.cache import CacheBackend, open_cache
+from gateway.coalesce import Coalescer
 from gateway.ledger import Ledger, LedgerWriter, NullLedgerWriter, RowSink
 from gateway.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from gateway.policy_holder import PolicyHolder
 from gateway.providers import build_providers
 from gateway.providers.http import Timeouts, create_session
 from gateway.state import GatewayState
@@ -72,6 +75,20 @@ async def open_ledger(
     return writer
 
 
+def open_database(settings: Settings, stack: AsyncExitStack) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+    """The relational database's engine and session factory; disposed with the stack."""
+    engine = create_engine(settings)
+    stack.push_async_callback(engine.dispose)
+    return engine, create_sessionmaker(engine)
+
+
+def open_access_log(stack: AsyncExitStack) -> AccessLog:
+    """The access log on stderr; flushed with the stack."""
+    access_log = AccessLog(sys.stderr.buffer)
+    stack.callback(access_log.flush)
+    return access_log
+
+
 def open_redis(settings: Settings, stack: AsyncExitStack) -> Redis | None:
     """The Redis client when configured; closed with the stack."""
     if not settings.redis_url:
@@ -87,30 +104,54 @@ def open_limiter(redis: Redis | None) -> RateLimiter:
     return RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
 
 
+async def open_policies(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], redis: Redis | None, stack: AsyncExitStack
+) -> PolicyHolder:
+    """This process's policy snapshot, loaded and then kept current (poll, and Redis notices when configured)."""
+    holder = PolicyHolder(sessions, redis, settings.policy_poll_interval)
+    await holder.start()
+    stack.push_async_callback(holder.close)
+    return holder
+
+
+def open_response_cache(
+    settings: Settings, redis: Redis | None, fills: set[asyncio.Task[None]], stack: AsyncExitStack
+) -> CacheBackend:
+    """The response cache; at shutdown the stream fills still running are finished before it closes."""
+    cache = open_cache(settings, redis)
+
+    async def close() -> None:
+        if fills:
+            await asyncio.wait(set(fills), timeout=settings.graceful_shutdown_timeout)
+        await cache.close()
+
+    stack.push_async_callback(close)
+    return cache
+
+
 async def build_state(
     settings: Settings, env: Mapping[str, str], stack: AsyncExitStack, wrap_sink: SinkWrapper | None = None
 ) -> GatewayState:
     """Every client the gateway needs; each is closed by the stack in reverse order."""
     config = load_config(settings, env)
-    engine = create_engine(settings)
-    stack.push_async_callback(engine.dispose)
-    sessions = create_sessionmaker(engine)
+    engine, sessions = open_database(settings, stack)
     redis = open_redis(settings, stack)
     http = create_session(settings)
     stack.push_async_callback(http.close)
-    metrics = GatewayMetrics()
-    access_log = AccessLog(sys.stderr.buffer)
-    stack.callback(access_log.flush)
+    metrics, access_log = GatewayMetrics(), open_access_log(stack)
     store = await open_store(settings, stack)
     prices = await record_prices(config, sessions)
     ledger = await open_ledger(settings, store, metrics, wrap_sink)
     stack.push_async_callback(ledger.close, settings.graceful_shutdown_timeout)
+    policies = await open_policies(settings, sessions, redis, stack)
+    fills: set[asyncio.Task[None]] = set()
     return GatewayState(
         settings=settings, config=config, models={m.name: m for m in config.models},
         providers=build_providers(config, http, Timeouts.from_settings(settings)),
         auth=KeyAuthenticator(sessions, settings.key_cache_ttl), limiter=open_limiter(redis), ledger=ledger,
         prices=prices, metrics=metrics, engine=engine, sessions=sessions, store=store, redis=redis,
-        started_at=int(time.time()), access_log=access_log,
+        started_at=int(time.time()), access_log=access_log, policies=policies,
+        cache=open_response_cache(settings, redis, fills, stack), coalescer=Coalescer(), fills=fills,
     )
 
 

@@ -17,10 +17,10 @@ from gateway import handlers
 from gateway.calls import final_status, finish_row
 from gateway.context import LEDGER_ENDPOINTS, CallContext
 from gateway.errors import error_response
-from gateway.responses import BytesResponse, SSEResponse
+from gateway.responses import ProxyResponse
 from gateway.state import GatewayState, state_of
 
-Handler = Callable[[Request], Awaitable[BytesResponse | SSEResponse]]
+Handler = Callable[[Request], Awaitable[ProxyResponse]]
 PROXY_ROUTES: Mapping[str, Handler] = MappingProxyType({
     "/v1/chat/completions": handlers.chat_completions,
     "/v1/completions": handlers.completions,

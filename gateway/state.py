@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import cast
 
 from redis.asyncio import Redis
@@ -17,9 +18,12 @@ from core.metrics import GatewayMetrics
 from core.prices import PriceTable
 from core.settings import Settings
 from gateway.auth import KeyAuthenticator
+from gateway.cache import CacheBackend
+from gateway.coalesce import Coalescer
 from gateway.context import CallContext
 from gateway.ledger import Ledger
 from gateway.limits import RateLimiter
+from gateway.policy_holder import PolicyHolder
 from gateway.providers.base import Provider
 
 
@@ -42,6 +46,11 @@ class GatewayState:
     redis: Redis | None
     started_at: int
     access_log: AccessLog
+    policies: PolicyHolder
+    cache: CacheBackend
+    coalescer: Coalescer
+    # Cache fills of streams still being written (kept referenced until done; awaited at shutdown).
+    fills: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 def state_of(scope: Scope) -> GatewayState:

@@ -1,0 +1,166 @@
+"""The exact response cache and single flight on the request path: hit, miss (coalesced or not), fill.
+
+A request a cache policy allows is looked up (unless the client sent no-cache). A hit is answered from the entry,
+as JSON or replayed as SSE. A miss calls the provider once for every identical request in flight (the Coalescer)
+and stores the answer with the policy's TTL when it completed normally: a reply before it is shared (so a request
+arriving once the call is over finds the entry), a stream by a fill task once its flight is done (the leader's
+response ends only after the fill, so its client's next request finds the entry too). Redis trouble on the
+lookup serves the request without the cache (`bypass`); on a store it is only counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from gateway.cache import CachedEntry, CacheUnavailable, entry_from_reply, entry_from_stream, replay_json, replay_sse
+from gateway.cache_plan import CachePlan, note_policy
+from gateway.coalesce import Shared
+from gateway.context import CallContext
+from gateway.flight import Flight, Subscription
+from gateway.providers.base import Provider, UpstreamCall, UpstreamReply
+from gateway.responses import BytesResponse, EventsResponse, FlightResponse, ProxyResponse
+from gateway.state import GatewayState
+from gateway.upstream import retrying
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def netra_headers(call: UpstreamCall, outcome: str) -> Headers:
+    """`x-netra-model` and `x-netra-cache` of a proxied answer."""
+    return [(b"x-netra-model", call.model.upstream_name.encode()), (b"x-netra-cache", outcome.encode())]
+
+
+def bypassed(state: GatewayState, exc: CacheUnavailable) -> None:
+    """Count a request (or a store) the cache could not serve."""
+    state.metrics.child(state.metrics.cache_bypass, exc.reason).inc()
+
+
+async def serve_cached(
+    state: GatewayState, ctx: CallContext, call: UpstreamCall, plan: CachePlan, provider: Provider
+) -> ProxyResponse | None:
+    """The answer through the cache, or None when the cache cannot be used now (serve it as a bypass)."""
+    try:
+        entry = await state.cache.get(plan.key) if plan.lookup else None
+    except CacheUnavailable as exc:
+        bypassed(state, exc)
+        return None
+    note_policy(ctx, plan)
+    if entry is not None:
+        response = hit(ctx, call, plan, entry)
+        if response is not None:
+            return response
+    body = provider.encode(call)  # a body the provider cannot take is refused before any attempt is counted
+    ctx.cache_outcome = "miss"
+    if call.stream:
+        return await miss_stream(state, ctx, call, plan, provider, body)
+    return await miss_reply(state, ctx, call, plan, provider, body)
+
+
+def hit(ctx: CallContext, call: UpstreamCall, plan: CachePlan, entry: CachedEntry) -> ProxyResponse | None:
+    """The answer from a cached entry (None if it cannot be replayed in the form asked for: a miss then)."""
+    headers = [*netra_headers(call, "hit"), (b"age", str(entry.age(time.time())).encode())]
+    response: ProxyResponse
+    if call.stream:
+        try:
+            response = EventsResponse(replay_sse(entry, plan.include_usage), ctx, headers)
+        except ValueError:
+            return None
+    else:
+        response = BytesResponse(replay_json(entry), headers)
+    ctx.cache_outcome, ctx.savings_kind, ctx.reused_request_id = "hit", "cache", entry.request_id
+    ctx.usage = entry.usage()
+    ctx.upstream_called, ctx.upstream_attempts = False, 0
+    return response
+
+
+def reused(ctx: CallContext, leader_id: str) -> None:
+    """Note that the answer is the leader's, shared while its call was in flight."""
+    ctx.cache_outcome, ctx.savings_kind, ctx.reused_request_id = "coalesced", "coalesce", leader_id
+    ctx.upstream_called, ctx.upstream_attempts = False, 0
+
+
+async def store(state: GatewayState, plan: CachePlan, entry: CachedEntry | None) -> None:
+    """Keep the entry for the policy's TTL (a cache that cannot be written is counted, never an error)."""
+    if entry is None:
+        return
+    try:
+        await state.cache.put(plan.key, entry, plan.policy.ttl_seconds)
+    except CacheUnavailable as exc:
+        bypassed(state, exc)
+
+
+async def miss_reply(
+    state: GatewayState, ctx: CallContext, call: UpstreamCall, plan: CachePlan, provider: Provider, body: bytes
+) -> BytesResponse:
+    """A complete answer from the provider, shared with identical requests in flight and stored."""
+
+    async def call_upstream() -> UpstreamReply:
+        reply = await retrying(state, ctx, provider, lambda: provider.send(call, body))
+        if plan.store and reply.status == 200:
+            entry = entry_from_reply(
+                reply.body, endpoint=call.endpoint, request_id=ctx.request_id, stored_at=time.time(),
+                usage=reply.usage, model=call.model.upstream_name,
+            )
+            await store(state, plan, entry)
+        return reply
+
+    if plan.coalesce:
+        shared = await state.coalescer.reply(plan.key, ctx.request_id, call_upstream)
+    else:
+        shared = Shared(await call_upstream(), ctx.request_id, coalesced=False)
+    if shared.coalesced:
+        reused(ctx, shared.leader_id)
+    reply = shared.value
+    ctx.usage, ctx.completion_chars = reply.usage, reply.completion_chars
+    return BytesResponse(reply.body, netra_headers(call, ctx.cache_outcome), reply.status)
+
+
+async def miss_stream(
+    state: GatewayState, ctx: CallContext, call: UpstreamCall, plan: CachePlan, provider: Provider, body: bytes
+) -> FlightResponse:
+    """A streamed answer relayed from a shared flight (joined when an identical one is running), filling the cache."""
+    fills: list[asyncio.Task[None]] = []
+
+    async def start() -> Flight:
+        stream = await retrying(state, ctx, provider, lambda: provider.open_stream(call, body))
+        flight = Flight(stream, keep_for_store=plan.store)
+        if plan.store:
+            fills.append(start_fill(state, ctx.request_id, call, plan, flight))
+        return flight
+
+    shared: Shared[Subscription]
+    if plan.coalesce:
+        shared = await state.coalescer.stream(plan.stream_key, ctx.request_id, start)
+    else:
+        shared = Shared((await start()).subscribe(), ctx.request_id, coalesced=False)
+    if shared.coalesced:
+        reused(ctx, shared.leader_id)
+    fill = fills[0] if fills and not shared.coalesced else None
+    return FlightResponse(shared.value, ctx, netra_headers(call, ctx.cache_outcome), fill)
+
+
+def start_fill(
+    state: GatewayState, request_id: str, call: UpstreamCall, plan: CachePlan, flight: Flight
+) -> asyncio.Task[None]:
+    """The task that stores the flight's answer once it is done (kept in state.fills until it ends)."""
+    filling = fill(state, request_id, call, plan, flight)
+    task = asyncio.get_running_loop().create_task(filling, name="netra-cache-fill")
+    state.fills.add(task)
+    task.add_done_callback(state.fills.discard)
+    return task
+
+
+async def fill(state: GatewayState, request_id: str, call: UpstreamCall, plan: CachePlan, flight: Flight) -> None:
+    """Store a stream's answer if it completed normally (never a cut stream, an error or finish_reason length)."""
+    try:
+        await flight.wait()
+    finally:
+        flight.release()
+    if not flight.cacheable:
+        return
+    entry = entry_from_stream(
+        flight.events, endpoint=call.endpoint, request_id=request_id, stored_at=time.time(), usage=flight.usage,
+        model=call.model.upstream_name,
+    )
+    await store(state, plan, entry)
