@@ -89,6 +89,7 @@ class LedgerSummary:
     baseline_cost_usd: Decimal
     savings_usd: Decimal
     savings_by_kind: dict[str, Decimal]
+    requests_by_savings_kind: dict[str, int]
     unpriced_requests: int
     estimated_token_rows: int
 
@@ -140,6 +141,7 @@ def _fold(groups: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
     by_status: Counter[str] = Counter()
     by_http: Counter[int] = Counter()
     kinds: dict[str, Decimal] = {kind: Decimal(0) for kind in SAVINGS_KINDS}
+    kind_requests: dict[str, int] = dict.fromkeys(SAVINGS_KINDS, 0)
     totals: dict[str, Any] = {name: Decimal(0) if name in _MONEY_TOTALS else 0 for name, _ in _TOTALS}
     with localcontext() as ctx:
         ctx.prec = 60  # Decimal(38, 9) sums must not round
@@ -149,6 +151,7 @@ def _fold(groups: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
             by_http[http_status] += fields["requests"]
             if kind:
                 kinds[kind] = kinds.get(kind, Decimal(0)) + fields["savings_usd"]
+                kind_requests[kind] = kind_requests.get(kind, 0) + fields["requests"]
             for name, value in fields.items():
                 totals[name] += value
     return dict(
@@ -156,6 +159,7 @@ def _fold(groups: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
         by_status=dict(by_status.most_common()),
         by_http_status=dict(sorted(by_http.items())),
         savings_by_kind=kinds,
+        requests_by_savings_kind=kind_requests,
     )
 
 
@@ -195,7 +199,9 @@ def _money_lines(report: LedgerSummary) -> list[str]:
         ("cost (paid upstream)", report.cost_usd),
         ("savings", report.savings_usd),
     ]
-    kinds = _lines(((kind, _dollars(v)) for kind, v in report.savings_by_kind.items()), indent=4)
+    calls = report.requests_by_savings_kind
+    by_kind = ((f"{kind} ({calls.get(kind, 0):,} calls)", _dollars(v)) for kind, v in report.savings_by_kind.items())
+    kinds = _lines(by_kind, indent=4)
     return ["money (USD)", *_lines((label, _dollars(v)) for label, v in money), *kinds]
 
 

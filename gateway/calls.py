@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from core.callrow import LedgerRow
 from core.errors import (
     AuthenticationFailed,
     NetraError,
@@ -27,6 +28,8 @@ _OUTCOMES: tuple[tuple[type[NetraError], str], ...] = (
     (RateLimited, "rate_limited"), (QuotaExceeded, "rate_limited"), (AuthenticationFailed, "auth_error"),
     (TenantSuspended, "auth_error"),
 )
+# Savings that come from reusing another call's answer: nothing is paid upstream for the call that reuses it.
+REUSE_KINDS = frozenset({"cache", "coalesce"})
 _UNAVAILABLE = {"logging_unavailable": "logging_unavailable", "upstream_unavailable": "upstream_error",
                 "upstream_overloaded": "upstream_error"}
 
@@ -83,8 +86,9 @@ def billed_usage(ctx: CallContext) -> Usage | None:
     )
 
 
-def _money(ctx: CallContext, usage: Usage | None, prices: PriceTable, metrics: GatewayMetrics) -> str | None:
-    if usage is None or usage.total_tokens == 0:
+def _list_price(ctx: CallContext, usage: Usage, prices: PriceTable, metrics: GatewayMetrics) -> str | None:
+    """What these tokens cost at list price for the model as configured for the client's request (None: unpriced)."""
+    if usage.total_tokens == 0:
         return "0"
     # Azure deployments carry names of their own: fall back to the public model name for the price.
     price = prices.price_for(ctx.served_model) or prices.price_for(ctx.requested_model)
@@ -96,22 +100,46 @@ def _money(ctx: CallContext, usage: Usage | None, prices: PriceTable, metrics: G
     return str(cost.usd)
 
 
+def saving_kind(ctx: CallContext) -> str:
+    """The kind of saving this call made ("" for none): a reused answer only counts if nothing went upstream."""
+    return ctx.savings_kind if ctx.savings_kind in REUSE_KINDS and not ctx.upstream_called else ""
+
+
+def _money(baseline: str | None, kind: str) -> tuple[str | None, str]:
+    """(cost paid upstream, savings) for a call whose list price is `baseline` and whose saving is `kind`."""
+    if kind not in REUSE_KINDS:
+        # Nothing changed what was paid: the call cost its list price and saved nothing.
+        return baseline, "0"
+    # The answer was reused, so nothing was paid; an unpriced model's saving is unknown and counted as none.
+    return "0", baseline if baseline is not None else "0"
+
+
 def finish_row(ctx: CallContext, prices: PriceTable, metrics: GatewayMetrics, now_t: float) -> dict[str, Any]:
-    """The ledger row of a finished call."""
-    row = start_row(ctx)
+    """The ledger row of a finished call, as the ledger writer takes it."""
+    return ledger_row(ctx, prices, metrics, now_t).as_dict()
+
+
+def ledger_row(ctx: CallContext, prices: PriceTable, metrics: GatewayMetrics, now_t: float) -> LedgerRow:
+    """The typed ledger row of a finished call."""
     status, http_status = final_status(ctx)
-    usage = billed_usage(ctx)
-    cost = _money(ctx, usage, prices, metrics)
-    row.update(
-        finished_at=ctx.to_time_us(now_t), status=status, http_status=http_status, error_code=ctx.error_code,
-        first_byte_at=ctx.to_time_us(ctx.first_byte_t) if ctx.first_byte_t is not None else None,
-        prompt_tokens=usage.prompt_tokens if usage else 0, completion_tokens=usage.completion_tokens if usage else 0,
-        cached_prompt_tokens=usage.cached_tokens if usage else 0,
-        cache_write_tokens=usage.cache_write_tokens if usage else 0,
-        tokens_estimated=usage is not None and not usage.reported,
-        # Until policies exist the call is exactly what the client sent: baseline equals cost, nothing saved.
-        cost_usd=cost, baseline_cost_usd=cost, savings_usd="0", savings_kind="", price_version=prices.version,
-        latency_ms=round(ctx.elapsed_ms(now_t), 3),
-        ttft_ms=round(ctx.elapsed_ms(ctx.first_byte_t), 3) if ctx.stream and ctx.first_byte_t is not None else None,
+    # No tokens to bill reads as zeros.
+    usage = billed_usage(ctx) or Usage()
+    baseline, kind = _list_price(ctx, usage, prices, metrics), saving_kind(ctx)
+    cost, savings = _money(baseline, kind)
+    first_byte = ctx.first_byte_t
+    return LedgerRow(
+        request_id=ctx.request_id, received_at=ctx.received_us,
+        first_byte_at=ctx.to_time_us(first_byte) if first_byte is not None else None,
+        finished_at=ctx.to_time_us(now_t), tenant_id=ctx.tenant_id, tenant_name=ctx.tenant_name, key_id=ctx.key_id,
+        endpoint=ctx.endpoint, requested_model=ctx.requested_model, served_model=ctx.served_model,
+        provider=ctx.provider, status=status, http_status=http_status, error_code=ctx.error_code, stream=ctx.stream,
+        cache_outcome=ctx.cache_outcome, policy_id=ctx.policy_id, policy_version=ctx.policy_version,
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+        cached_prompt_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+        tokens_estimated=not usage.reported, cost_usd=cost, baseline_cost_usd=baseline,
+        savings_usd=savings, savings_kind=kind, reused_request_id=ctx.reused_request_id if kind else "",
+        price_version=prices.version, latency_ms=round(ctx.elapsed_ms(now_t), 3),
+        ttft_ms=round(ctx.elapsed_ms(first_byte), 3) if ctx.stream and first_byte is not None else None,
+        upstream_attempts=ctx.upstream_attempts, request_hash=ctx.request_hash, prompt_chars=ctx.prompt_chars,
+        tags=ctx.tags,
     )
-    return row
