@@ -129,15 +129,23 @@ async def miss_stream(
             fills.append(start_fill(state, ctx.request_id, call, plan, flight))
         return flight
 
-    shared: Shared[Subscription]
-    if plan.coalesce:
+    shared: Shared[Subscription] | None = joined(state, plan) if plan.coalesce else None
+    if shared is None and plan.coalesce:
         shared = await state.coalescer.stream(plan.stream_key, ctx.request_id, start)
-    else:
+    if shared is None:
         shared = Shared((await start()).subscribe(), ctx.request_id, coalesced=False)
     if shared.coalesced:
         reused(ctx, shared.leader_id)
     fill = fills[0] if fills and not shared.coalesced else None
     return FlightResponse(shared.value, ctx, netra_headers(call, ctx.cache_outcome), fill)
+
+
+def joined(state: GatewayState, plan: CachePlan) -> Shared[Subscription] | None:
+    """A subscription to an identical stream that ended and is being stored (replayed from its record)."""
+    found = state.filling.get(plan.stream_key)
+    if found is None or not found[0].joinable:
+        return None
+    return Shared(found[0].subscribe(), found[1], coalesced=True)
 
 
 def start_fill(
@@ -147,7 +155,14 @@ def start_fill(
     filling = fill(state, request_id, call, plan, flight)
     task = asyncio.get_running_loop().create_task(filling, name="netra-cache-fill")
     state.fills.add(task)
-    task.add_done_callback(state.fills.discard)
+    state.filling[plan.stream_key] = (flight, request_id)
+
+    def done(_: asyncio.Task[None]) -> None:
+        state.fills.discard(task)
+        if state.filling.get(plan.stream_key, (None,))[0] is flight:
+            del state.filling[plan.stream_key]
+
+    task.add_done_callback(done)
     return task
 
 

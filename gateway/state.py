@@ -21,6 +21,7 @@ from gateway.auth import KeyAuthenticator
 from gateway.cache import CacheBackend
 from gateway.coalesce import Coalescer
 from gateway.context import CallContext
+from gateway.flight import Flight
 from gateway.ledger import Ledger
 from gateway.limits import RateLimiter
 from gateway.policy_holder import PolicyHolder
@@ -51,6 +52,9 @@ class GatewayState:
     coalescer: Coalescer
     # Cache fills of streams still being written (kept referenced until done; awaited at shutdown).
     fills: set[asyncio.Task[None]] = field(default_factory=set)
+    # Streams whose answer is being stored, by in-flight key, with the leader's request id: a request arriving
+    # after the flight ended but before its entry is stored replays the flight instead of calling the provider.
+    filling: dict[str, tuple[Flight, str]] = field(default_factory=dict)
 
 
 def state_of(scope: Scope) -> GatewayState:
