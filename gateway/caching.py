@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
+from core.usage import Usage
 from gateway.cache import CachedEntry, CacheUnavailable, entry_from_reply, entry_from_stream, replay_json, replay_sse
 from gateway.cache_plan import CachePlan, note_policy
 from gateway.coalesce import Shared
@@ -59,19 +61,42 @@ async def serve_cached(
 
 def hit(ctx: CallContext, call: UpstreamCall, plan: CachePlan, entry: CachedEntry) -> ProxyResponse | None:
     """The answer from a cached entry (None if it cannot be replayed in the form asked for: a miss then)."""
-    headers = [*netra_headers(call, "hit"), (b"age", str(entry.age(time.time())).encode())]
     response: ProxyResponse
     if call.stream:
         try:
-            response = EventsResponse(replay_sse(entry, plan.include_usage), ctx, headers)
+            response = EventsResponse(replay_sse(entry, plan.include_usage), ctx, hit_headers(call, entry))
         except ValueError:
             return None
     else:
-        response = BytesResponse(replay_json(entry), headers)
+        response = BytesResponse(replay_json(entry), hit_headers(call, entry))
+    note_hit(ctx, entry)
+    return response
+
+
+def hit_headers(call: UpstreamCall, entry: CachedEntry) -> Headers:
+    """The headers of an answer served from the cache: `age` too."""
+    return [*netra_headers(call, "hit"), (b"age", str(entry.age(time.time())).encode())]
+
+
+def note_hit(ctx: CallContext, entry: CachedEntry) -> None:
+    """Note that the answer is a stored one: nothing paid upstream, the tokens of the call that stored it."""
     ctx.cache_outcome, ctx.savings_kind, ctx.reused_request_id = "hit", "cache", entry.request_id
     ctx.usage = entry.usage()
     ctx.upstream_called, ctx.upstream_attempts = False, 0
-    return response
+
+
+async def second_look(state: GatewayState, plan: CachePlan) -> CachedEntry | None:
+    """The entry, looked up again by a call about to go upstream.
+
+    An identical call may have stored its answer and left the in-flight registry while this request's first lookup
+    was on its way (Redis): without this look, both would call the provider.
+    """
+    if not plan.lookup:
+        return None
+    try:
+        return await state.cache.get(plan.key)
+    except CacheUnavailable:
+        return None
 
 
 def reused(ctx: CallContext, leader_id: str) -> None:
@@ -94,8 +119,13 @@ async def miss_reply(
     state: GatewayState, ctx: CallContext, call: UpstreamCall, plan: CachePlan, provider: Provider, body: bytes
 ) -> BytesResponse:
     """A complete answer from the provider, shared with identical requests in flight and stored."""
+    found: list[CachedEntry] = []
 
     async def call_upstream() -> UpstreamReply:
+        entry = await second_look(state, plan)
+        if entry is not None:
+            found.append(entry)
+            return UpstreamReply(replay_json(entry), entry.usage())
         reply = await retrying(state, ctx, provider, lambda: provider.send(call, body))
         if plan.store and reply.status == 200:
             entry = entry_from_reply(
@@ -111,6 +141,9 @@ async def miss_reply(
         shared = Shared(await call_upstream(), ctx.request_id, coalesced=False)
     if shared.coalesced:
         reused(ctx, shared.leader_id)
+    elif found:
+        note_hit(ctx, found[0])
+        return BytesResponse(shared.value.body, hit_headers(call, found[0]))
     reply = shared.value
     ctx.usage, ctx.completion_chars = reply.usage, reply.completion_chars
     return BytesResponse(reply.body, netra_headers(call, ctx.cache_outcome), reply.status)
@@ -121,8 +154,13 @@ async def miss_stream(
 ) -> FlightResponse:
     """A streamed answer relayed from a shared flight (joined when an identical one is running), filling the cache."""
     fills: list[asyncio.Task[None]] = []
+    found: list[CachedEntry] = []
 
     async def start() -> Flight:
+        entry = await second_look(state, plan)
+        if entry is not None:
+            found.append(entry)
+            return Flight(ReplayStream(replay_sse(entry, plan.include_usage), entry.usage()))
         stream = await retrying(state, ctx, provider, lambda: provider.open_stream(call, body))
         flight = Flight(stream, keep_for_store=plan.store)
         if plan.store:
@@ -136,8 +174,42 @@ async def miss_stream(
         shared = Shared((await start()).subscribe(), ctx.request_id, coalesced=False)
     if shared.coalesced:
         reused(ctx, shared.leader_id)
+    elif found:
+        note_hit(ctx, found[0])
+        return FlightResponse(shared.value, ctx, hit_headers(call, found[0]))
     fill = fills[0] if fills and not shared.coalesced else None
     return FlightResponse(shared.value, ctx, netra_headers(call, ctx.cache_outcome), fill)
+
+
+class ReplayStream:
+    """A stored answer's SSE events as an upstream stream, for a flight others may join."""
+
+    def __init__(self, events: list[bytes], usage: Usage) -> None:
+        self._events = events
+        self._usage = usage
+
+    @property
+    def usage(self) -> Usage | None:
+        """The tokens of the call that stored the answer."""
+        return self._usage
+
+    @property
+    def completion_chars(self) -> int:
+        """Nothing was generated."""
+        return 0
+
+    @property
+    def error_code(self) -> str:
+        """A stored answer never failed."""
+        return ""
+
+    async def events(self) -> AsyncIterator[bytes]:
+        """The events, all at once."""
+        for data in self._events:
+            yield data
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
 
 
 def joined(state: GatewayState, plan: CachePlan) -> Shared[Subscription] | None:
