@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from core.callrow import LedgerRow
@@ -30,6 +32,8 @@ _OUTCOMES: tuple[tuple[type[NetraError], str], ...] = (
 )
 # Savings that come from reusing another call's answer: nothing is paid upstream for the call that reuses it.
 REUSE_KINDS = frozenset({"cache", "coalesce"})
+# The status of a call answered in full with a reused answer (docs/ledger.md, Statuses).
+_REUSED_STATUS: Mapping[str, str] = MappingProxyType({"cache": "cache_hit", "coalesce": "coalesced"})
 _UNAVAILABLE = {"logging_unavailable": "logging_unavailable", "upstream_unavailable": "upstream_error",
                 "upstream_overloaded": "upstream_error"}
 
@@ -71,7 +75,9 @@ def final_status(ctx: CallContext) -> tuple[str, int]:
     if ctx.error_code:
         # The stream started and then failed: the error went to the client in-band.
         return "upstream_error", ctx.status
-    return ("ok" if 200 <= ctx.status < 400 else "gateway_error"), ctx.status
+    if not 200 <= ctx.status < 400:
+        return "gateway_error", ctx.status
+    return _REUSED_STATUS.get(saving_kind(ctx), "ok"), ctx.status
 
 
 def billed_usage(ctx: CallContext) -> Usage | None:
@@ -100,18 +106,26 @@ def _list_price(ctx: CallContext, usage: Usage, prices: PriceTable, metrics: Gat
     return str(cost.usd)
 
 
+def reused_answer(ctx: CallContext) -> bool:
+    """Whether the call was answered with another request's answer (cache or coalescing) and nothing went upstream."""
+    return ctx.savings_kind in REUSE_KINDS and not ctx.upstream_called
+
+
 def saving_kind(ctx: CallContext) -> str:
-    """The kind of saving this call made ("" for none): a reused answer only counts if nothing went upstream."""
-    return ctx.savings_kind if ctx.savings_kind in REUSE_KINDS and not ctx.upstream_called else ""
+    """The kind of saving this call made ("" for none): a reused answer that reached its client."""
+    return ctx.savings_kind if reused_answer(ctx) and not ctx.cancelled else ""
 
 
-def _money(baseline: str | None, kind: str) -> tuple[str | None, str]:
-    """(cost paid upstream, savings) for a call whose list price is `baseline` and whose saving is `kind`."""
-    if kind not in REUSE_KINDS:
+def _money(list_price: str | None, reused: bool, kind: str) -> tuple[str | None, str | None, str]:
+    """(cost paid upstream, baseline, savings) of a call whose tokens cost `list_price` (None: unpriced)."""
+    if not reused:
         # Nothing changed what was paid: the call cost its list price and saved nothing.
-        return baseline, "0"
-    # The answer was reused, so nothing was paid; an unpriced model's saving is unknown and counted as none.
-    return "0", baseline if baseline is not None else "0"
+        return list_price, list_price, "0"
+    if not kind:
+        # The client left before the reused answer reached it: nothing was paid and no saving is claimed.
+        return "0", "0", "0"
+    # Nothing was paid; an unpriced model's saving is unknown and counted as none.
+    return "0", list_price, list_price if list_price is not None else "0"
 
 
 def finish_row(ctx: CallContext, prices: PriceTable, metrics: GatewayMetrics, now_t: float) -> dict[str, Any]:
@@ -124,8 +138,8 @@ def ledger_row(ctx: CallContext, prices: PriceTable, metrics: GatewayMetrics, no
     status, http_status = final_status(ctx)
     # No tokens to bill reads as zeros.
     usage = billed_usage(ctx) or Usage()
-    baseline, kind = _list_price(ctx, usage, prices, metrics), saving_kind(ctx)
-    cost, savings = _money(baseline, kind)
+    reused, kind = reused_answer(ctx), saving_kind(ctx)
+    cost, baseline, savings = _money(_list_price(ctx, usage, prices, metrics), reused, kind)
     first_byte = ctx.first_byte_t
     return LedgerRow(
         request_id=ctx.request_id, received_at=ctx.received_us,
@@ -137,7 +151,7 @@ def ledger_row(ctx: CallContext, prices: PriceTable, metrics: GatewayMetrics, no
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_prompt_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
         tokens_estimated=not usage.reported, cost_usd=cost, baseline_cost_usd=baseline,
-        savings_usd=savings, savings_kind=kind, reused_request_id=ctx.reused_request_id if kind else "",
+        savings_usd=savings, savings_kind=kind, reused_request_id=ctx.reused_request_id if reused else "",
         price_version=prices.version, latency_ms=round(ctx.elapsed_ms(now_t), 3),
         ttft_ms=round(ctx.elapsed_ms(first_byte), 3) if ctx.stream and first_byte is not None else None,
         upstream_attempts=ctx.upstream_attempts, request_hash=ctx.request_hash, prompt_chars=ctx.prompt_chars,

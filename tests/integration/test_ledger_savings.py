@@ -90,6 +90,7 @@ def scripted_mix() -> list[CallContext]:
         reused("c3", "coalesce", "m2", b, tenant="globex"),
         call("p1", usage=b, model="gpt-4o"),
         reused("h3", "cache", "x9", b, model="house-model"),  # unpriced: served free, saving unknown
+        reused("c4", "coalesce", "m2", b, cancelled=True),  # its client left: nothing paid, nothing claimed
         call("e1", status=502, outcome="upstream_error", error_code="upstream_error"),
         call("e2", status=429, outcome="rate_limited", error_code="rate_limit_exceeded", upstream_called=False),
     ]
@@ -108,7 +109,10 @@ def test_summary_savings_by_kind_equal_the_sums_by_hand(clickhouse_store: ClickH
     assert report.cost_usd == a + b + big_b  # the two misses and the plain call; errors and reuses paid nothing
     assert report.baseline_cost_usd == 3 * a + 4 * b + big_b
     assert report.savings_usd == 2 * a + 3 * b == report.baseline_cost_usd - report.cost_usd
-    assert report.requests == 11 and report.unpriced_requests == 0
+    assert report.requests == 12 and report.unpriced_requests == 0
+    assert report.by_status == {
+        "ok": 3, "cache_hit": 3, "coalesced": 3, "client_cancelled": 1, "upstream_error": 1, "rate_limited": 1,
+    }
     acme = summary(clickhouse_store, tenant="acme", since=None, until=None)
     assert acme.savings_by_kind["coalesce"] == 2 * b and acme.requests_by_savings_kind["coalesce"] == 2
 

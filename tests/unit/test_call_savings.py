@@ -58,6 +58,7 @@ def test_a_reused_answer_costs_nothing_and_saves_its_list_price(kind: str, outco
     row = row_of(reused(kind, outcome))
     assert money(row) == (0, LIST_PRICE, LIST_PRICE)
     assert (row["savings_kind"], row["cache_outcome"]) == (kind, outcome)
+    assert row["status"] == {"cache": "cache_hit", "coalesce": "coalesced"}[kind] and row["http_status"] == 200
     assert (row["policy_id"], row["policy_version"], row["reused_request_id"]) == ("pol-1", 3, "req-1")
     assert (row["prompt_tokens"], row["completion_tokens"], row["cached_prompt_tokens"]) == (1000, 500, 200)
     assert all(isinstance(row[k], str) for k in ("cost_usd", "baseline_cost_usd", "savings_usd"))
@@ -66,7 +67,7 @@ def test_a_reused_answer_costs_nothing_and_saves_its_list_price(kind: str, outco
 def test_a_miss_that_filled_the_cache_carries_the_policy_and_pays_full_price() -> None:
     row = row_of(call(cache_outcome="miss", policy_id="pol-1", policy_version=3))
     assert money(row) == (LIST_PRICE, LIST_PRICE, 0)
-    assert (row["savings_kind"], row["policy_id"], row["policy_version"]) == ("", "pol-1", 3)
+    assert (row["savings_kind"], row["policy_id"], row["policy_version"], row["status"]) == ("", "pol-1", 3, "ok")
 
 
 def test_no_saving_is_claimed_for_a_call_that_went_upstream() -> None:
@@ -87,3 +88,13 @@ def test_a_hit_on_an_unpriced_model_costs_nothing_and_claims_no_saving() -> None
     assert money(row) == (0, None, 0)
     assert row["savings_kind"] == "cache"
     assert metrics.registry.get_sample_value("netra_unpriced_calls_total", {"model": "house-model"}) == 1
+
+
+def test_a_reused_answer_the_client_left_paid_nothing_and_claims_nothing() -> None:
+    # A coalesced follower whose client went away: the answer never reached anyone on its behalf.
+    ctx = reused("coalesce", "coalesced")
+    ctx.client_left()
+    row = row_of(ctx)
+    assert (row["status"], row["http_status"]) == ("client_cancelled", 499)
+    assert money(row) == (0, 0, 0)
+    assert (row["savings_kind"], row["reused_request_id"], row["policy_id"]) == ("", "req-1", "pol-1")
