@@ -112,8 +112,9 @@ def reused_answer(ctx: CallContext) -> bool:
 
 
 def saving_kind(ctx: CallContext) -> str:
-    """The kind of saving this call made ("" for none): a reused answer that reached its client."""
-    return ctx.savings_kind if reused_answer(ctx) and not ctx.cancelled else ""
+    """The kind of saving this call made ("" for none): a reused answer that reached its client in full."""
+    delivered = not (ctx.cancelled or ctx.outcome or ctx.error_code) and 200 <= ctx.status < 400
+    return ctx.savings_kind if delivered and reused_answer(ctx) else ""
 
 
 def _money(list_price: str | None, reused: bool, kind: str) -> tuple[str | None, str | None, str]:
@@ -122,7 +123,8 @@ def _money(list_price: str | None, reused: bool, kind: str) -> tuple[str | None,
         # Nothing changed what was paid: the call cost its list price and saved nothing.
         return list_price, list_price, "0"
     if not kind:
-        # The client left before the reused answer reached it: nothing was paid and no saving is claimed.
+        # The reused answer did not reach the client in full (it left, or the shared stream failed): nothing was
+        # paid and no saving is claimed.
         return "0", "0", "0"
     # Nothing was paid; an unpriced model's saving is unknown and counted as none.
     return "0", list_price, list_price if list_price is not None else "0"

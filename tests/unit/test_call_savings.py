@@ -98,3 +98,10 @@ def test_a_reused_answer_the_client_left_paid_nothing_and_claims_nothing() -> No
     assert (row["status"], row["http_status"]) == ("client_cancelled", 499)
     assert money(row) == (0, 0, 0)
     assert (row["savings_kind"], row["reused_request_id"], row["policy_id"]) == ("", "req-1", "pol-1")
+
+
+def test_a_shared_stream_that_failed_claims_nothing() -> None:
+    # The leader's stream broke after it started: the follower got the in-band error, not an answer.
+    row = row_of(reused("coalesce", "coalesced", stream=True, error_code="upstream_error"))
+    assert (row["status"], row["savings_kind"]) == ("upstream_error", "")
+    assert money(row) == (0, 0, 0)
