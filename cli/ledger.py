@@ -66,7 +66,7 @@ def _read(args: argparse.Namespace, reader: Reader) -> int:
 
 
 def summary(args: argparse.Namespace) -> int:
-    """Requests by status, tokens, cost, baseline and savings, with totals."""
+    """Requests by status, tokens, cost, baseline and savings (in total and by kind), with totals."""
 
     def show(store: ClickHouseStore, since: datetime | None, until: datetime | None) -> None:
         report = ledger_summary(store, tenant=args.tenant, since=since, until=until)
