@@ -163,6 +163,11 @@ def outcome_is(client: openai.OpenAI, expected: str) -> Callable[[], bool]:
     return lambda: ask(client, uuid.uuid4().hex)[0] == expected
 
 
+def traffic(client: openai.OpenAI) -> list[tuple[str, str]]:
+    """Twenty fresh deterministic requests, one after the other."""
+    return [ask(client, uuid.uuid4().hex) for _ in range(20)]
+
+
 def test_a_policy_activated_while_traffic_flows_takes_effect_in_both_processes(pair: Pair, tmp_path: Path) -> None:
     one, two = pair.client(pair.first), pair.client(pair.second)
     assert ask(one, "before")[0] == ask(two, "before")[0] == "bypass"
@@ -170,7 +175,7 @@ def test_a_policy_activated_while_traffic_flows_takes_effect_in_both_processes(p
     path.write_text(POLICY)
     (pid,) = pair.policies("add", str(path)).split()
     with ThreadPoolExecutor(2) as pool:  # traffic keeps flowing through both processes while the CLI activates
-        flowing = [pool.submit(lambda c=c: [ask(c, uuid.uuid4().hex) for _ in range(20)]) for c in (one, two)]
+        flowing = [pool.submit(traffic, client) for client in (one, two)]
         pair.policies("activate", pid)
         until("the policy in the first process", outcome_is(one, "miss"))
         until("the policy in the second process", outcome_is(two, "miss"))
