@@ -25,6 +25,7 @@ from tests.fake_upstream import FakeUpstream
 from tests.integration.conftest import REDIS_URL
 from tests.integration.harness import MESSAGES, Gateway, gateway_settings, make_tenants, sample, serve
 from tests.integration.redis_door import RedisDoor
+from tests.integration.test_ledger_outcomes import read_rows
 
 ANY_REQUEST = "kind: cache\nname: every deterministic request\nttl: 1h\n"
 NONDETERMINISTIC = "kind: cache\nname: everything\nttl: 1h\ncache_nondeterministic: true\n"
@@ -48,11 +49,13 @@ async def activate_policies(settings: Settings, text: str) -> list[str]:
 
 
 @asynccontextmanager
-async def cached_gateway(settings: Settings, fake: FakeUpstream, policy: str | None) -> AsyncIterator[Gateway]:
-    """A gateway started with `policy` active (loaded at start-up: no wait for a reload)."""
+async def cached_gateway(
+    settings: Settings, fake: FakeUpstream, policy: str | None, policy_ids: list[str] | None = None
+) -> AsyncIterator[Gateway]:
+    """A gateway started with `policy` active (loaded at start-up: no wait for a reload); its ids go to `policy_ids`."""
     keys, ids = await make_tenants(settings)
     if policy is not None:
-        await activate_policies(settings, policy)
+        (policy_ids if policy_ids is not None else []).extend(await activate_policies(settings, policy))
     async with serve(settings, {"FAKE_OPENAI_KEY": fake.api_key}) as url:
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             yield Gateway(http, fake, keys, ids)
@@ -244,6 +247,75 @@ async def test_followers_of_a_slow_call_are_coalesced(gateway: Gateway) -> None:
     leader = await first
     assert [outcome(r) for r in followers] == ["coalesced"] * 5 and outcome(leader) == "miss"
     assert {streamed_text(r) for r in followers} == {streamed_text(leader)} and provider_calls(gateway) == 1
+
+
+async def test_a_follower_that_leaves_does_not_cancel_the_call(gateway: Gateway) -> None:
+    leader = asyncio.create_task(chat(gateway, model="drip", stream=True, **PINNED))
+    while provider_calls(gateway) == 0:
+        await asyncio.sleep(0.01)
+    await first_chunk_then_leave(gateway, model="drip", stream=True, **PINNED)
+    assert streamed_text(await leader) != "" and events(await leader)[-1] == "[DONE]"
+    assert gateway.fake.cancelled_streams == 0 and provider_calls(gateway) == 1
+
+
+async def test_a_stream_whose_client_left_still_fills_the_cache(gateway: Gateway) -> None:
+    await first_chunk_then_leave(gateway, model="drip", stream=True, **PINNED)
+    # The store hold keeps the provider call going to its end, for the cache.
+    while gateway.fake.completed_streams == 0:
+        await asyncio.sleep(0.01)
+    again = await chat(gateway, model="drip", stream=True, **PINNED)
+    assert outcome(again) in ("hit", "coalesced") and events(again)[-1] == "[DONE]"
+    assert gateway.fake.cancelled_streams == 0 and provider_calls(gateway) == 1
+
+
+async def first_chunk_then_leave(gateway: Gateway, **fields: Any) -> None:
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, **fields}
+    async with gateway.http.stream("POST", "/v1/chat/completions", json=body, headers=gateway.auth()) as response:
+        async for _ in response.aiter_bytes():
+            break
+
+
+# --- the ledger -------------------------------------------------------------------------------------------------------
+
+
+async def drive_reuses(gateway: Gateway) -> None:
+    """A miss and its hits, a slow leader and its coalesced followers, a bypass; each with its own request id."""
+
+    async def ask(rid: str, **fields: Any) -> str:
+        return outcome(await chat(gateway, headers={"x-request-id": rid}, **fields))
+
+    assert [await ask("miss", **PINNED), await ask("hit", **PINNED)] == ["miss", "hit"]
+    assert await ask("hit-stream", stream=True, **PINNED) == "hit"
+    lead = asyncio.create_task(ask("lead", model="drip", stream=True, **PINNED))
+    while provider_calls(gateway) < 2:
+        await asyncio.sleep(0.01)
+    followers = [ask(f"follower-{n}", model="drip", stream=True, **PINNED) for n in range(2)]
+    assert await asyncio.gather(*followers) == ["coalesced"] * 2 and await lead == "miss"
+    assert await ask("bypass", temperature=0.7) == "bypass"
+
+
+async def test_every_reuse_is_on_the_ledger_attributed_to_the_policy(
+    settings: Settings, tmp_path: Path, fake_upstream: FakeUpstream
+) -> None:
+    pids: list[str] = []
+    configured = gateway_settings(settings, tmp_path, fake_upstream)
+    async with cached_gateway(configured, fake_upstream, ANY_REQUEST, pids) as gw:
+        await drive_reuses(gw)
+    rows = read_rows(settings)
+    (pid,) = pids
+    fields = ("cache_outcome", "policy_id", "savings_kind", "reused_request_id")
+    kinds = {rid: tuple(row[f] for f in fields) for rid, row in rows.items()}
+    assert kinds == {
+        "miss": ("miss", pid, "", ""), "hit": ("hit", pid, "cache", "miss"),
+        "hit-stream": ("hit", pid, "cache", "miss"),
+        "lead": ("miss", pid, "", ""), "follower-0": ("coalesced", pid, "coalesce", "lead"),
+        "follower-1": ("coalesced", pid, "coalesce", "lead"), "bypass": ("bypass", "", "", ""),
+    }
+    paid = rows["miss"]["cost_usd"]
+    assert paid > 0 and rows["hit"]["cost_usd"] == 0 and rows["hit"]["baseline_cost_usd"] == paid
+    assert rows["hit"]["savings_usd"] == paid and rows["hit"]["status"] == "cache_hit"
+    assert rows["follower-0"]["cost_usd"] == 0 and rows["follower-0"]["savings_usd"] == rows["lead"]["cost_usd"] > 0
+    assert rows["hit"]["policy_version"] == 1 and rows["hit"]["upstream_attempts"] == 0
 
 
 # --- Redis ------------------------------------------------------------------------------------------------------------
