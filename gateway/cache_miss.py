@@ -60,7 +60,7 @@ class Miss:
             shared = Shared(await self.send(), ctx.request_id, coalesced=False)
         reply = shared.value
         if shared.coalesced:
-            reused(ctx, shared.leader_id)
+            reused(ctx, plan, shared.leader_id)
         elif self.found is not None:
             note_hit(ctx, self.found)
             return BytesResponse(reply.body, hit_headers(self.call, self.found))
@@ -88,9 +88,9 @@ class Miss:
         if shared is None:
             shared = Shared((await self.open()).subscribe(), ctx.request_id, coalesced=False)
         if shared.coalesced:
-            reused(ctx, shared.leader_id)
+            reused(ctx, plan, shared.leader_id)
             return FlightResponse(shared.value, ctx, netra_headers(self.call, "coalesced"))
         if self.found is not None:
             note_hit(ctx, self.found)
             return FlightResponse(shared.value, ctx, hit_headers(self.call, self.found))
-        return FlightResponse(shared.value, ctx, netra_headers(self.call, "miss"), self.fill)
+        return FlightResponse(shared.value, ctx, netra_headers(self.call, ctx.cache_outcome), self.fill)

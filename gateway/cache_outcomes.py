@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from gateway.cache import CachedEntry, CacheUnavailable
-from gateway.cache_plan import CachePlan
+from gateway.cache_plan import CachePlan, note_policy
 from gateway.context import CallContext
 from gateway.providers.base import UpstreamCall
 from gateway.state import GatewayState
@@ -49,8 +49,9 @@ async def second_look(state: GatewayState, plan: CachePlan) -> CachedEntry | Non
         return None
 
 
-def reused(ctx: CallContext, leader_id: str) -> None:
-    """Note that the answer is the leader's, shared while its call was in flight."""
+def reused(ctx: CallContext, plan: CachePlan, leader_id: str) -> None:
+    """Note that the answer is the leader's, shared while its call was in flight (the policy allowed it)."""
+    note_policy(ctx, plan)
     ctx.cache_outcome, ctx.savings_kind, ctx.reused_request_id = "coalesced", "coalesce", leader_id
     ctx.upstream_called, ctx.upstream_attempts = False, 0
 

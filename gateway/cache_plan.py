@@ -5,11 +5,13 @@ Client control, by the request header `x-netra-cache` (comma-separated, as Cache
 - `no-store`: the answer is not stored; it may still be served from the cache (HTTP's no-store forbids storing
   only), and the call is not shared with identical ones in flight.
 Both together: the cache is not used at all, though the policy is still named on the ledger row.
+While the cache cannot be used (Redis down) a request is served as `bypass`, but identical requests in flight in
+this process still share one provider call (they are `coalesced`): an outage must not multiply provider calls.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -32,11 +34,11 @@ class CachePlan:
     lookup: bool  # False: the client sent no-cache
     store: bool  # False: the client sent no-store
     include_usage: bool  # a streamed answer carries a usage chunk
+    coalesce: bool  # the call may be shared with identical ones in flight (not when the client steers the cache)
 
-    @property
-    def coalesce(self) -> bool:
-        """Whether the call may be shared with identical ones in flight (not when the client steers the cache)."""
-        return self.lookup and self.store
+    def without_cache(self) -> CachePlan:
+        """The plan while the cache cannot be used (Redis down): no lookup, no store; calls in flight still shared."""
+        return replace(self, lookup=False, store=False)
 
     @property
     def stream_key(self) -> str:
@@ -77,7 +79,8 @@ def plan_for(snapshot: Snapshot, ctx: CallContext, call: UpstreamCall, headers: 
         return None
     wanted = directives(headers)
     key = key_from_hash(ctx.tenant_id, canonical_hash(call.endpoint, call.body))
-    return CachePlan(policy, key, "no-cache" not in wanted, "no-store" not in wanted, call.include_usage)
+    lookup, store = "no-cache" not in wanted, "no-store" not in wanted
+    return CachePlan(policy, key, lookup, store, call.include_usage, coalesce=lookup and store)
 
 
 def note_policy(ctx: CallContext, plan: CachePlan) -> None:

@@ -5,7 +5,8 @@ as JSON or replayed as SSE. A miss calls the provider once for every identical r
 and stores the answer with the policy's TTL when it completed normally: a reply before it is shared (so a request
 arriving once the call is over finds the entry), a stream by a fill task once its flight is done (the leader's
 response ends only after the fill, so its client's next request finds the entry too). Redis trouble on the
-lookup serves the request without the cache (`bypass`); on a store it is only counted.
+lookup serves the request without the cache (`bypass`, though identical calls in flight are still shared); on a
+store it is only counted.
 """
 
 from __future__ import annotations
@@ -30,15 +31,21 @@ async def serve_cached(
         entry = await state.cache.get(plan.key) if plan.lookup else None
     except CacheUnavailable as exc:
         bypassed(state, exc)
-        return None
+        if not plan.coalesce:
+            return None
+        return await answer_miss(Miss(state, ctx, call, plan.without_cache(), provider))
     note_policy(ctx, plan)
     if entry is not None:
         response = hit(ctx, call, plan, entry)
         if response is not None:
             return response
-    miss = Miss(state, ctx, call, plan, provider)
     ctx.cache_outcome = "miss"
-    return await (miss.stream() if call.stream else miss.reply())
+    return await answer_miss(Miss(state, ctx, call, plan, provider))
+
+
+async def answer_miss(miss: Miss) -> ProxyResponse:
+    """The provider's answer to a request the cache did not answer (`x-netra-cache` as noted on its context)."""
+    return await (miss.stream() if miss.call.stream else miss.reply())
 
 
 def hit(ctx: CallContext, call: UpstreamCall, plan: CachePlan, entry: CachedEntry) -> ProxyResponse | None:

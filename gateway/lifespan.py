@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
@@ -37,6 +37,8 @@ from gateway.state import GatewayState
 
 log = logging.getLogger("netra.gateway")
 SinkWrapper = Callable[[RowSink], RowSink]
+# Redis connections per gateway process (cache lookups, limit checks, policy notices); more requests wait.
+REDIS_CONNECTIONS = 128
 
 
 def price_table(config: GatewayConfig) -> PriceTable:
@@ -94,7 +96,14 @@ def open_redis(settings: Settings, stack: AsyncExitStack) -> Redis | None:
     if not settings.redis_url:
         return None
     # Short socket timeouts: a Redis that stops answering must not hold requests; limits fall back to local.
-    redis = Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    # A bounded pool that waits for a free connection: a burst of requests (each a cache lookup and a limit check)
+    # must queue for a moment, not fail with "too many connections" and put the cache and limits into back-off.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=0.5, socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+    )
+    redis = Redis(connection_pool=pool)
+    stack.push_async_callback(pool.aclose)
     stack.push_async_callback(redis.aclose)
     return redis
 

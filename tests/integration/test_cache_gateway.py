@@ -335,6 +335,14 @@ async def test_with_redis_stopped_requests_are_still_served(
                 assert provider_calls(gateway) == 3
                 bypass = (await gateway.metrics())["netra_cache_bypass"].samples
                 assert sum(s.value for s in bypass if s.name == "netra_cache_bypass_total") == 2
+                # Identical calls in flight are still shared during the outage: it does not multiply provider calls.
+                lead = asyncio.create_task(chat(gateway, model="drip", stream=True, **PINNED))
+                while provider_calls(gateway) == 3:
+                    await asyncio.sleep(0.01)
+                same = [chat(gateway, model="drip", stream=True, **PINNED) for _ in range(3)]
+                followers = await asyncio.gather(*same)
+                assert [outcome(r) for r in followers] == ["coalesced"] * 3 and outcome(await lead) == "bypass"
+                assert provider_calls(gateway) == 4
             finally:
                 door.set("open")
                 for tenant_id in gateway.tenant_ids.values():
