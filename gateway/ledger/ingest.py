@@ -212,7 +212,7 @@ class Ingestor:
         reason = str(exc)[:2000]
         await self.io_retry(set_aside, self._rejected, rows[0], token, reason)
         self._metrics.rows_rejected.inc()
-        log.error("ClickHouse refused a ledger row; set aside in %s: %s", self._rejected, reason[:300])
+        log.error("ClickHouse refused a ledger row; set aside in %s: %s", self._rejected, reason)
         return 1
 
     async def close(self) -> None:

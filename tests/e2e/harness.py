@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import httpx
 
-from core.settings import Settings
 from tests.fake_upstream_wire import WIRES
 from tests.unit.helpers import closed_port as free_port
 
@@ -80,12 +78,6 @@ class Netra:
     def url(self) -> str:
         """The base URL the OpenAI SDK takes."""
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def discard_stage(self) -> None:
-        """Remove what a killed instance left staged in shared memory (its data dir goes with the test)."""
-        stage = Settings(data_dir=Path(self.env["NETRA_DATA_DIR"]), _env_file=None).stage_dir  # type: ignore[call-arg]
-        if stage is not None:
-            shutil.rmtree(stage, ignore_errors=True)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a `netra` command against this instance's settings."""

@@ -102,8 +102,8 @@ def test_sigterm_under_load_flushes_every_call_before_exit(netra: Netra) -> None
     netra.start()
     clients = Clients(netra)
     asyncio.run(run_load_then(netra, clients, signal.SIGTERM, streams=3))
-    # uvicorn re-raises the signal once it has shut down cleanly, so the exit status is "terminated".
-    assert netra.proc is not None and netra.proc.returncode in (0, -signal.SIGTERM)
+    # A clean shutdown on SIGTERM exits 0 (uvicorn would re-raise the signal; GatewayServer does not).
+    assert netra.proc is not None and netra.proc.returncode == 0
     assert "Application shutdown complete" in netra.log.read_text()
     netra.proc = None
     spill = netra.data_dir / "data" / "spill"

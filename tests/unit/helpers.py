@@ -70,8 +70,8 @@ async def tenant_with_key(
 
 
 def ledger_journal(tmp_path: Path, **settings: Any) -> Journal:
-    """An open spill journal in `tmp_path`, staging under it (not in /dev/shm), with the given settings."""
-    values = {"data_dir": tmp_path, "ledger_stage_dir": tmp_path / "stage", "_env_file": None, **settings}
+    """An open spill journal in `tmp_path`, with the given settings."""
+    values = {"data_dir": tmp_path, "_env_file": None, **settings}
     backlog = Backlog()
     metrics = LedgerMetrics(CollectorRegistry(), backlog, lambda: 0.0)
     journal = Journal(Settings(**values), "a" * 32, metrics, backlog, Waker(), lambda: 0.0)
