@@ -3,8 +3,9 @@
 Netra (ledger on, one process pinned to one core) serves a cache policy for every deterministic request. In one
 run, at c=32: cache hits (one repeated request per tenant), proxied calls that no policy caches (temperature 0.7:
 `bypass`), and misses that are stored (every request different). Then a burst: N identical requests at once for a
-model the fake answers after 200 ms: how many provider calls, and the followers' latency. With --redis the cache
-lives in Redis (NETRA_REDIS_URL), otherwise in the process. Prints JSON.
+model the fake answers after 200 ms: how many provider calls, and the followers' latency. Last, the throughput cost
+of 100 more active policies on proxied calls (alternate rounds, the engine's worst case: all checked before the one
+that matches). With --redis the cache lives in Redis (NETRA_REDIS_URL), otherwise in the process. Prints JSON.
 
     python -m bench.cache_bench [--quick] [--redis redis://127.0.0.1:6379/0]
 """
@@ -33,6 +34,8 @@ from core.db import create_engine, create_sessionmaker
 from core.migrate import upgrade_relational
 from core.settings import Settings
 from core.tenants import create_key, create_tenant
+from policies.loader import load_policies
+from policies.store import activate_policy, add_policies, retire_policy
 
 TENANTS = 32
 UPSTREAM_DELAY_MS = 200
@@ -50,7 +53,8 @@ def environment(data_dir: Path, fake_port: int, redis_url: str | None) -> dict[s
     config = data_dir / "netra.yaml"
     config.write_text(CONFIG.format(port=fake_port, delay=UPSTREAM_DELAY_MS))
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NETRA_")}
-    env = {**clean, "NETRA_DATA_DIR": str(data_dir / "data"), "NETRA_CONFIG": str(config)}
+    env = {**clean, "NETRA_DATA_DIR": str(data_dir / "data"), "NETRA_CONFIG": str(config),
+           "NETRA_POLICY_POLL_INTERVAL": "0.2"}
     return env | ({"NETRA_REDIS_URL": redis_url} if redis_url else {})
 
 
@@ -73,7 +77,7 @@ def enterprise_keys(data_dir: Path, count: int) -> list[str]:
     return asyncio.run(make())
 
 
-def activate_policy(data_dir: Path, env: dict[str, str]) -> None:
+def activate_with_cli(data_dir: Path, env: dict[str, str]) -> None:
     """`netra policies add` and `activate`, as an operator does."""
     path = data_dir / "policy.yaml"
     path.write_text(POLICY)
@@ -142,6 +146,47 @@ async def burst(netra: NetraProc, keys: list[str], fake_port: int, size: int) ->
             "latency_ms": quantiles}
 
 
+async def set_policies(settings: Settings, count: int, retired: list[str]) -> list[str]:
+    """Retire `retired`, then activate `count` cache policies of a higher priority for tenants that send nothing:
+    every decision checks them all before the policy that matches (the engine's worst case)."""
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    text = "".join(
+        f"---\nkind: cache\nname: p{i}\npriority: 10\nmatch: {{tenants: [elsewhere{i}]}}\nttl: 1h\n"
+        for i in range(count)
+    )
+    try:
+        async with sessions() as session:
+            for pid in retired:
+                await retire_policy(session, pid, "human:bench")
+            added = await add_policies(session, load_policies(text, "bench.yaml"), "human:bench") if count else []
+            for pid in added:
+                await activate_policy(session, pid, "human:bench")
+    finally:
+        await engine.dispose()
+    return added
+
+
+async def policy_cost(netra: NetraProc, keys: list[str], data: Path, seconds: float, rounds: int) -> dict[str, Any]:
+    """Proxied calls (the policy decision made, nothing cached) with 1 active policy, then 101, alternately."""
+    settings = Settings(data_dir=data / "data", _env_file=None)  # type: ignore[call-arg]
+    proxied = chat_requests(netra.port, keys, [{**CHAT, "temperature": 0.7}] * len(keys))
+    sides: dict[str, list[dict[str, Any]]] = {"one": [], "hundred_more": []}
+    extra: list[str] = []
+    for _ in range(rounds):
+        for side, count in (("one", 0), ("hundred_more", 100)):
+            extra = await set_policies(settings, count, extra)
+            await asyncio.sleep(1.0)  # the gateway's poll (0.2 s here) loads the new snapshot
+            sides[side].append(await throughput(netra.port, proxied, 32, seconds, netra.pid))
+    mean = {side: sum(r["rps"] for r in rows) / len(rows) for side, rows in sides.items()}
+    cpu = {side: sum(r["cpu_ms_per_request"] for r in rows) / len(rows) for side, rows in sides.items()}
+    return {
+        "rps": {side: [r["rps"] for r in rows] for side, rows in sides.items()},
+        "cpu_ms_per_request": {side: round(value, 4) for side, value in cpu.items()},
+        "throughput_cost_pct": round((mean["one"] - mean["hundred_more"]) * 100 / mean["one"], 2),
+    }
+
+
 def run(quick: bool, redis_url: str | None, log_to: str | None = None) -> dict[str, Any]:
     """Start the fake and Netra, measure, stop everything."""
     cpus = cores()
@@ -153,12 +198,13 @@ def run(quick: bool, redis_url: str | None, log_to: str | None = None) -> dict[s
             data = Path(tmp)
             env = environment(data, fake_port, redis_url)
             keys = enterprise_keys(data, TENANTS)
-            activate_policy(data, env)
+            activate_with_cli(data, env)
             netra = start_netra(env, free_port(), netra_cpu, data / "netra.log")
             try:
                 pin_children(netra.pid, other_cpu)  # the ledger's ingest process, beside the load generator
                 out = uvloop.run(rates(netra, keys, 2.0 if quick else 6.0))
                 out["burst"] = uvloop.run(burst(netra, keys, fake_port, 100 if quick else 500))
+                out["policies"] = uvloop.run(policy_cost(netra, keys, data, 2.0 if quick else 4.0, 2 if quick else 3))
             finally:
                 netra.stop()
                 if log_to is not None:
