@@ -152,6 +152,18 @@ async def test_embeddings_are_cached(gateway: Gateway) -> None:
     assert (outcome(first), outcome(second)) == ("miss", "hit") and second.content == first.content
 
 
+async def test_completions_are_cached_and_responses_never(gateway: Gateway) -> None:
+    completion = {"model": "gpt-4o-mini", "prompt": "Say hi", "temperature": 0}
+    plain = [await gateway.http.post("/v1/completions", json=completion, headers=gateway.auth()) for _ in range(2)]
+    assert [outcome(r) for r in plain] == ["miss", "hit"] and plain[1].content == plain[0].content
+    streamed = await gateway.http.post("/v1/completions", json={**completion, "stream": True}, headers=gateway.auth())
+    text = plain[0].json()["choices"][0]["text"]
+    assert outcome(streamed) == "hit" and events(streamed)[0]["choices"][0]["text"] == text != ""
+    response = {"model": "gpt-4o-mini", "input": "Say hi", "temperature": 0}
+    again = [await gateway.http.post("/v1/responses", json=response, headers=gateway.auth()) for _ in range(2)]
+    assert [outcome(r) for r in again] == ["bypass", "bypass"] and provider_calls(gateway) == 3
+
+
 @pytest.mark.parametrize("policy", [ACME_ONLY])
 async def test_the_policy_decides_who_is_cached(gateway: Gateway) -> None:
     assert [outcome(await chat(gateway, **PINNED)) for _ in range(2)] == ["miss", "hit"]
