@@ -187,6 +187,14 @@ async def policy_cost(netra: NetraProc, keys: list[str], data: Path, seconds: fl
     }
 
 
+async def measure(netra: NetraProc, keys: list[str], data: Path, fake_port: int, quick: bool) -> dict[str, Any]:
+    """Every figure, in one run against one Netra."""
+    out = await rates(netra, keys, 2.0 if quick else 6.0)
+    out["burst"] = await burst(netra, keys, fake_port, 100 if quick else 500)
+    out["policies"] = await policy_cost(netra, keys, data, 2.0 if quick else 4.0, 2 if quick else 3)
+    return out
+
+
 def run(quick: bool, redis_url: str | None, log_to: str | None = None) -> dict[str, Any]:
     """Start the fake and Netra, measure, stop everything."""
     cpus = cores()
@@ -202,9 +210,7 @@ def run(quick: bool, redis_url: str | None, log_to: str | None = None) -> dict[s
             netra = start_netra(env, free_port(), netra_cpu, data / "netra.log")
             try:
                 pin_children(netra.pid, other_cpu)  # the ledger's ingest process, beside the load generator
-                out = uvloop.run(rates(netra, keys, 2.0 if quick else 6.0))
-                out["burst"] = uvloop.run(burst(netra, keys, fake_port, 100 if quick else 500))
-                out["policies"] = uvloop.run(policy_cost(netra, keys, data, 2.0 if quick else 4.0, 2 if quick else 3))
+                out = uvloop.run(measure(netra, keys, data, fake_port, quick))
             finally:
                 netra.stop()
                 if log_to is not None:
