@@ -23,8 +23,9 @@ from policies.store import CHANGES_CHANNEL, active_policies, policies_version
 log = logging.getLogger("netra.gateway.policies")
 # A store that does not answer within this long counts as down (a hung connection must not stall reloads).
 READ_TIMEOUT = 10.0
-# Pause before subscribing again after Redis failed (the poll keeps changes coming meanwhile).
+# Pause before subscribing again after Redis failed, doubling while it stays down (the poll keeps changes coming).
 RESUBSCRIBE_PAUSE = 1.0
+MAX_RESUBSCRIBE_PAUSE = 30.0
 _STORE_TROUBLE = (SQLAlchemyError, OSError, TimeoutError)
 _REDIS_TROUBLE = (RedisError, OSError, TimeoutError)
 
@@ -128,10 +129,12 @@ class PolicyHolder:
             await self.refresh()
 
     async def _listen(self, redis: Redis) -> None:
+        pause = RESUBSCRIBE_PAUSE
         while True:
             try:
                 await self._follow_notices(redis)
             except _REDIS_TROUBLE as exc:
+                pause = RESUBSCRIBE_PAUSE if self._subscribed else min(pause * 2, MAX_RESUBSCRIBE_PAUSE)
                 self._subscribed = False
                 if not self._redis_down:
                     self._redis_down = True
@@ -139,7 +142,7 @@ class PolicyHolder:
                         "policy change notices unavailable; polling the database",
                         extra={"interval_s": self._interval, "error": f"{type(exc).__name__}: {exc}"},
                     )
-            await asyncio.sleep(RESUBSCRIBE_PAUSE)
+            await asyncio.sleep(pause)
 
     async def _follow_notices(self, redis: Redis) -> None:
         async with redis.pubsub() as pubsub:

@@ -30,10 +30,10 @@ async def test_a_hung_redis_degrades_readiness_without_failing_it(
             before = await gateway.http.get("/health/ready")  # nothing noticed yet: the probe pings
             assert before.status_code == 200
             assert before.json()["checks"]["redis"] == "degraded: redis unreachable (TimeoutError)"
-            for _ in range(3):
+            for _ in range(6):
                 served = await gateway.chat(who="tiny")
                 assert served.status_code == 200
-            assert served.headers["x-ratelimit-remaining-requests"] == "97"
+            assert served.headers["x-ratelimit-remaining-requests"] == "94"
             ready = await gateway.http.get("/health/ready")
             assert ready.status_code == 200
             body = ready.json()
@@ -42,8 +42,10 @@ async def test_a_hung_redis_degrades_readiness_without_failing_it(
             assert {n: v for n, v in body["checks"].items() if n != "redis"} == {
                 "database": "ok", "clickhouse": "ok", "ledger": "ok", "providers": "ok",
             }
-            # The ping of the first probe and the limiter's first call; the second probe knew without waiting.
-            assert door.hung_connections == 2
+            # The ping of the first probe and the limiter's first call; the second probe knew without waiting. The
+            # policy holder's background subscription adds one or two attempts (it backs off); a wait per request
+            # would have made at least eight.
+            assert 2 <= door.hung_connections <= 4
 
 
 async def test_no_provider_configured_is_not_ready_and_says_how_to_add_one(
