@@ -29,11 +29,20 @@ import orjson
 import uvloop
 
 from bench.loadgen import CHAT, _Connection, build_request, percentile, throughput
-from bench.procs import NETRA, ROOT, NetraProc, cores, free_port, pin, pin_children, start_fake, start_netra
+from bench.procs import (
+    NETRA,
+    ROOT,
+    NetraProc,
+    cores,
+    create_keys,
+    free_port,
+    pin,
+    pin_children,
+    start_fake,
+    start_netra,
+)
 from core.db import create_engine, create_sessionmaker
-from core.migrate import upgrade_relational
 from core.settings import Settings
-from core.tenants import create_key, create_tenant
 from policies.loader import load_policies
 from policies.store import activate_policy, add_policies, retire_policy
 
@@ -56,25 +65,6 @@ def environment(data_dir: Path, fake_port: int, redis_url: str | None) -> dict[s
     env = {**clean, "NETRA_DATA_DIR": str(data_dir / "data"), "NETRA_CONFIG": str(config),
            "NETRA_POLICY_POLL_INTERVAL": "0.2"}
     return env | ({"NETRA_REDIS_URL": redis_url} if redis_url else {})
-
-
-def enterprise_keys(data_dir: Path, count: int) -> list[str]:
-    """`count` enterprise tenants (no hourly limit), one key each."""
-    settings = Settings(data_dir=data_dir / "data", _env_file=None)  # type: ignore[call-arg]
-    upgrade_relational(settings)
-
-    async def make() -> list[str]:
-        engine = create_engine(settings)
-        sessions = create_sessionmaker(engine)
-        keys = []
-        async with sessions() as session:
-            for i in range(count):
-                await create_tenant(session, f"bench{i}", "enterprise")
-                keys.append((await create_key(session, f"bench{i}", [], None))[1])
-        await engine.dispose()
-        return keys
-
-    return asyncio.run(make())
 
 
 def activate_with_cli(data_dir: Path, env: dict[str, str]) -> None:
@@ -205,7 +195,7 @@ def run(quick: bool, redis_url: str | None, log_to: str | None = None) -> dict[s
         with tempfile.TemporaryDirectory(prefix="netra-cache-bench-") as tmp:
             data = Path(tmp)
             env = environment(data, fake_port, redis_url)
-            keys = enterprise_keys(data, TENANTS)
+            keys = create_keys(data, TENANTS, tier="enterprise")
             activate_with_cli(data, env)
             netra = start_netra(env, free_port(), netra_cpu, data / "netra.log")
             try:

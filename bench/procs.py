@@ -111,8 +111,8 @@ def netra_env(data_dir: Path, fake_port: int, ledger: bool) -> dict[str, str]:
             "NETRA_LEDGER_ENABLED": "true" if ledger else "false"}
 
 
-def create_keys(data_dir: Path, count: int) -> list[str]:
-    """`count` tenants on the mid tier (10 000 requests/hour each), one key each."""
+def create_keys(data_dir: Path, count: int, tier: str = "mid") -> list[str]:
+    """`count` tenants on a tier (mid: 10 000 requests/hour each), one key each."""
     settings = Settings(data_dir=data_dir / "data")
     upgrade_relational(settings)
 
@@ -122,7 +122,7 @@ def create_keys(data_dir: Path, count: int) -> list[str]:
         keys = []
         async with sessions() as session:
             for i in range(count):
-                await create_tenant(session, f"bench{i}", "mid")
+                await create_tenant(session, f"bench{i}", tier)
                 keys.append((await create_key(session, f"bench{i}", [], None))[1])
         await engine.dispose()
         return keys

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -22,6 +23,7 @@ from gateway.cache.entry import CachedEntry
 from gateway.limits import Backoff
 
 log = logging.getLogger("netra.cache")
+T = TypeVar("T")
 
 
 class RedisCache:
@@ -44,15 +46,7 @@ class RedisCache:
 
     async def get(self, key: str) -> CachedEntry | None:
         """The entry under `key`, or None (also for a value this version cannot read)."""
-        self._may_call()
-        try:
-            data = await self.redis.get(key)
-        except (RedisError, OSError) as exc:
-            raise self._failed(exc) from exc
-        except BaseException:
-            self.backoff.abandoned()  # a cancelled probe (the client left) must not keep every later one away
-            raise
-        self._answered()
+        data = await self._call(lambda: self.redis.get(key))
         if not isinstance(data, bytes):
             return None
         try:
@@ -63,15 +57,20 @@ class RedisCache:
 
     async def put(self, key: str, entry: CachedEntry, ttl_s: float) -> None:
         """SET with an expiry of `ttl_s` seconds (rounded up; Redis counts whole seconds)."""
+        await self._call(lambda: self.redis.set(key, entry.to_bytes(), ex=max(1, math.ceil(ttl_s))))
+
+    async def _call(self, command: Callable[[], Awaitable[T]]) -> T:
+        """One Redis command under the back-off: a failure is CacheUnavailable, a success ends an outage."""
         self._may_call()
         try:
-            await self.redis.set(key, entry.to_bytes(), ex=max(1, math.ceil(ttl_s)))
+            result = await command()
         except (RedisError, OSError) as exc:
             raise self._failed(exc) from exc
         except BaseException:
             self.backoff.abandoned()  # a cancelled probe (the client left) must not keep every later one away
             raise
         self._answered()
+        return result
 
     async def close(self) -> None:
         """Nothing: the Redis client belongs to the app and is closed with it."""
