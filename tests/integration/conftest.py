@@ -5,6 +5,7 @@ Override the servers with NETRA_TEST_POSTGRES (an asyncpg DSN on the maintenance
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +16,10 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db import create_engine, create_sessionmaker
+from core.migrate import upgrade_relational
 from core.settings import Settings
 from tests.fake_upstream import FakeUpstream
 from tests.integration.harness import Gateway, gateway_settings, running_gateway
@@ -89,3 +93,18 @@ async def redis_client(redis_token: str) -> AsyncIterator[Redis]:
 async def gateway(settings: Settings, tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[Gateway]:
     async with running_gateway(gateway_settings(settings, tmp_path, fake_upstream), fake_upstream) as running:
         yield running
+
+
+@pytest.fixture
+def pg_settings(pg_url: str, tmp_path: Path) -> Settings:
+    """Settings on a data dir of this test's with its own PostgreSQL database."""
+    return Settings(data_dir=tmp_path / "data", database_url=pg_url, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def sessions(pg_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on that PostgreSQL database, migrated to the newest schema."""
+    await asyncio.to_thread(upgrade_relational, pg_settings)
+    engine = create_engine(pg_settings)
+    yield create_sessionmaker(engine)
+    await engine.dispose()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import create_engine, create_sessionmaker
-from core.migrate import alembic_config, upgrade_relational
+from core.migrate import alembic_config
 from core.settings import Settings
 from gateway.policy_holder import PolicyHolder
 from policies.loader import load_policies
@@ -43,19 +40,6 @@ ME = "human:pg"
 def policy(ttl: str = "1h") -> AnyPolicy:
     (loaded,) = load_policies(POLICY.replace("ttl: 1h", f"ttl: {ttl}"), "p.yaml")
     return loaded
-
-
-@pytest.fixture
-def pg_settings(pg_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=pg_url, _env_file=None)  # type: ignore[call-arg]
-
-
-@pytest.fixture
-async def sessions(pg_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    await asyncio.to_thread(upgrade_relational, pg_settings)
-    engine = create_engine(pg_settings)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 async def test_the_migration_creates_the_policy_tables_and_the_counter_row(

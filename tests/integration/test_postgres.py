@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db import create_engine, create_sessionmaker
 from core.errors import AuthenticationFailed, TenantSuspended
 from core.keys import hash_key
 from core.migrate import upgrade_relational
@@ -30,19 +27,6 @@ from gateway.auth import KeyAuthenticator
 from tests.unit.helpers import Clock, tenant_with_key
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_settings(pg_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=pg_url, _env_file=None)  # type: ignore[call-arg]
-
-
-@pytest.fixture
-async def sessions(pg_settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    await asyncio.to_thread(upgrade_relational, pg_settings)
-    engine = create_engine(pg_settings)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 def _asyncpg_dsn(url: str) -> str:
