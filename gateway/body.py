@@ -1,8 +1,7 @@
-"""Request bodies: read within the size limit, parsed with orjson, hashed and measured (types: gateway.validation)."""
+"""Request bodies: read within the size limit, parsed with orjson and measured (types: gateway.validation)."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
@@ -11,8 +10,6 @@ from starlette.requests import ClientDisconnect, Request
 from core.errors import InvalidJSON, RequestTooLarge
 from gateway.validation import validate as validate
 
-# Fields that do not change the answer: left out of the request hash.
-NON_SEMANTIC = frozenset({"stream", "stream_options", "user", "metadata", "store", "service_tier", "safety_identifier"})
 MAX_TAGS = 16
 # Deeper bodies are refused: serialising them again (orjson stops near 255 levels) would fail later.
 MAX_DEPTH = 128
@@ -65,12 +62,6 @@ def too_deep(value: dict[str, Any] | list[Any], limit: int) -> bool:
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
 
-
-def request_hash(endpoint: str, body: dict[str, Any]) -> str:
-    """A hash of the request with the fields that do not change the answer left out."""
-    normal = {k: v for k, v in body.items() if k not in NON_SEMANTIC}
-    data = endpoint.encode() + b"\n" + orjson.dumps(normal, option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _text_length(value: Any) -> int:

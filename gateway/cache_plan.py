@@ -17,7 +17,7 @@ from typing import Any
 from starlette.datastructures import Headers
 
 from core.usage import estimate_tokens
-from gateway.cache import canonical_hash, key_from_hash
+from gateway.cache import key_from_hash
 from gateway.context import CallContext
 from gateway.providers.base import UpstreamCall
 from policies import CachePolicy, Features, Snapshot, cacheable, decide
@@ -78,7 +78,7 @@ def plan_for(snapshot: Snapshot, ctx: CallContext, call: UpstreamCall, headers: 
     if policy is None or not cacheable(features, policy):
         return None
     wanted = directives(headers)
-    key = key_from_hash(ctx.tenant_id, canonical_hash(call.endpoint, call.body))
+    key = key_from_hash(ctx.tenant_id, ctx.request_hash)  # the canonical hash, computed once per request
     lookup, store = "no-cache" not in wanted, "no-store" not in wanted
     return CachePlan(policy, key, lookup, store, call.include_usage, coalesce=lookup and store)
 

@@ -9,7 +9,8 @@ from starlette.requests import Request
 from core.config import ModelConfig
 from core.errors import InvalidParameter, ModelNotFound
 from gateway.auth import Principal
-from gateway.body import parse_object, parse_tags, prompt_chars, read_body, request_hash, validate
+from gateway.body import parse_object, parse_tags, prompt_chars, read_body, validate
+from gateway.cache import canonical_hash
 from gateway.cache_plan import plan_for
 from gateway.caching import netra_headers, serve_cached
 from gateway.calls import start_row
@@ -77,7 +78,8 @@ def describe(ctx: CallContext, request: Request, endpoint: str, body: dict[str, 
     ctx.provider = model.provider
     ctx.stream = body.get("stream") is True
     ctx.prompt_chars = prompt_chars(endpoint, body)
-    ctx.request_hash = request_hash(endpoint, body)
+    # The cache's tenant-free canonical hash: logged repeats are exactly what the cache would serve.
+    ctx.request_hash = canonical_hash(endpoint, body)
     ctx.tags = parse_tags(request.headers.get("x-netra-tags"))
 
 

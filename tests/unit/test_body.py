@@ -14,7 +14,8 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from core.errors import InvalidJSON, InvalidParameter, NetraError, RequestTooLarge
-from gateway.body import MAX_DEPTH, MAX_TAGS, parse_object, parse_tags, prompt_chars, read_body, request_hash, validate
+from gateway.body import MAX_DEPTH, MAX_TAGS, parse_object, parse_tags, prompt_chars, read_body, validate
+from gateway.cache import canonical_hash as request_hash
 from gateway.errors import netra_error
 from tests.unit.helpers import assert_envelope
 
@@ -536,3 +537,9 @@ async def test_endless_body_stops_being_read_past_the_limit() -> None:
     with pytest.raises(RequestTooLarge):
         await read_body(_request([], receive), LIMIT)
     assert received == LIMIT // 100 + 1
+
+
+def test_hash_treats_defaults_and_nulls_as_absent() -> None:
+    # The ledger's request_hash is the cache's canonical hash: logged repeats are what the cache would serve.
+    same = {**CHAT, "n": 1, "temperature": None, "stream": True}
+    assert request_hash("chat/completions", same) == request_hash("chat/completions", CHAT)
