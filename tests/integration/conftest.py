@@ -23,6 +23,7 @@ from core.migrate import upgrade_relational
 from core.settings import Settings
 from tests.fake_upstream import FakeUpstream
 from tests.integration.harness import Gateway, gateway_settings, running_gateway
+from tests.integration.redis_door import RedisDoor
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN = os.environ.get("NETRA_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -108,3 +109,10 @@ async def sessions(pg_settings: Settings) -> AsyncIterator[async_sessionmaker[As
     engine = create_engine(pg_settings)
     yield create_sessionmaker(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+async def door(redis_client: Redis) -> AsyncIterator[RedisDoor]:
+    """A loopback door in front of the real Redis that a test can shut (down) or jam (hung)."""
+    async with RedisDoor(REDIS_URL) as opened:
+        yield opened

@@ -38,12 +38,6 @@ async def second_client(redis_client: Redis) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def door(redis_client: Redis) -> AsyncIterator[RedisDoor]:
-    async with RedisDoor(REDIS_URL) as opened:
-        yield opened
-
-
-@pytest.fixture
 async def behind_door(door: RedisDoor, clock: Clock) -> AsyncIterator[RedisCache]:
     """A cache whose Redis client goes through the door, with a short socket timeout (0.5 s in the gateway)."""
     client = Redis.from_url(door.url, socket_timeout=0.2, socket_connect_timeout=0.2)

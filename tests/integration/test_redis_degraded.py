@@ -15,7 +15,6 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.limits import FIRST_PAUSE, MAX_PAUSE, WINDOW_SECONDS, RedisRateLimiter
-from tests.integration.conftest import REDIS_URL
 from tests.integration.harness import wait_for
 from tests.integration.redis_door import RedisDoor
 from tests.unit.helpers import Clock
@@ -31,12 +30,6 @@ SLACK = 0  # what one process may admit past the limit during an outage (see the
 def clock() -> Clock:
     """Wall time and the back-off's monotonic time in one hand-moved clock, early in an hour."""
     return Clock(HOUR_START + 10)
-
-
-@pytest.fixture
-async def door(redis_client: Redis) -> AsyncIterator[RedisDoor]:
-    async with RedisDoor(REDIS_URL) as opened:
-        yield opened
 
 
 @pytest.fixture
