@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     max_body_bytes: int = 4 * 1024 * 1024
+    # Files API uploads (multipart, POST /v1/files) may be this large; OpenAI accepts batch input files up to 200 MB.
+    max_file_bytes: int = 200 * 1024 * 1024
     upstream_connect_timeout: float = 10.0
     upstream_first_byte_timeout: float = 300.0
     upstream_idle_timeout: float = 120.0
