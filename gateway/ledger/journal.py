@@ -27,7 +27,7 @@ from gateway.ledger.spill import FINISH, START, encode
 
 log = logging.getLogger("netra.ledger")
 MAX_RETRY_ROWS = 10_000  # finished rows held in memory while the spill cannot be written
-_HEAL_FIRST, _HEAL_MAX = 0.1, 1.0  # pauses between failed heals (the first heal is tried at once)
+_HEAL_FIRST, _HEAL_MAX = 0.05, 1.0  # pauses between failed heals (the first heal is tried at once)
 
 
 class Journal:
