@@ -7,13 +7,18 @@ message ``echo: text`` is echoed. How JSON and SSE are laid out on the wire (com
 CRLF, CR, split across writes) is ``FakeUpstream(wire=...)``, ``--wire``, or ``wire-<layout>`` in the model name: see
 ``tests/fake_upstream_wire.py``.
 
+Failures switched at run time, per exact model (or deployment) name: ``fake.fail(model, 429, times=2, retry_after=1)``,
+``"reset"``, ``"hang"``, ``"midstream"``, ``fake.heal()``, and ``fake.calls(model)`` counting the requests that reached
+the fake: see ``tests/fake_upstream_failures.py``.
+
 In-process::
 
     async with FakeUpstream() as fake:
         client = openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key=fake.api_key)
 
 As a process: ``python -m tests.fake_upstream --port 9000``, inspected through ``GET /_fake/requests``,
-``GET /_fake/stats`` and ``POST /_fake/reset``.
+``GET /_fake/stats``, ``GET /_fake/calls`` and ``POST /_fake/reset``; failures switched through ``POST``/``DELETE``
+``/_fake/failures``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from aiohttp import web
 from tests.fake_upstream_anthropic import message, message_events
 from tests.fake_upstream_chat import chat_chunks, chat_completion
 from tests.fake_upstream_dialects import JSON, AnthropicDialect, AzureDialect, OpenAIDialect
+from tests.fake_upstream_failures import FailureRoutes, RetryAfter
 from tests.fake_upstream_http import Endpoint, Handler, ProviderHandlers, RecordedRequest, UpstreamState
 from tests.fake_upstream_openai import MODELS_BODY, completion, completion_chunks, embeddings, model_body
 from tests.fake_upstream_responses import response, response_events
@@ -91,8 +97,29 @@ class FakeUpstream:
         return self.state.completed_streams
 
     def reset(self) -> None:
-        """Forget recorded requests and counters."""
+        """Forget recorded requests and counters (switched failures stay until healed)."""
         self.state.reset()
+
+    def fail(
+        self,
+        model: str,
+        mode: int | str,
+        *,
+        times: int | None = None,
+        retry_after: RetryAfter = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        """Fail the next ``times`` requests for ``model`` (all, when None) with a status, ``"reset"``, ``"hang"``
+        or ``"midstream"``: see ``tests/fake_upstream_failures.py``."""
+        self.state.failures.fail(model, mode, times=times, retry_after=retry_after, retry_after_ms=retry_after_ms)
+
+    def heal(self, model: str | None = None) -> None:
+        """Stop failing ``model`` (every model, when None)."""
+        self.state.failures.heal(model)
+
+    def calls(self, model: str) -> int:
+        """How many requests for ``model`` reached the fake since the last reset, failed ones included."""
+        return self.state.failures.calls(model)
 
     def build_app(self) -> web.Application:
         """The aiohttp application: provider routes plus the ``/_fake`` introspection routes."""
@@ -106,6 +133,7 @@ class FakeUpstream:
         app.router.add_get("/_fake/requests", self._recorded)
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_post("/_fake/reset", self._reset)
+        FailureRoutes(self.state.failures).register(app)
         return app
 
     async def start(self) -> None:
@@ -120,6 +148,7 @@ class FakeUpstream:
 
     async def stop(self) -> None:
         """Stop serving and close open connections."""
+        self.state.failures.release()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -64,7 +64,7 @@ MISTAKES = [
     ),
     pytest.param(
         OPENAI + "models:\n  - {name: m, provider: openai}\n  - {name: m, provider: openai}\n",
-        "netra.yaml:5: models[1].name: 'm' is declared twice",
+        "netra.yaml:5: models[1].name: 'm' is declared twice on provider 'openai' with the same upstream model",
         id="duplicate-model",
     ),
     pytest.param(
