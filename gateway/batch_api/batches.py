@@ -129,4 +129,4 @@ async def cancel_batch(request: Request) -> Response:
 async def list_batches(request: Request) -> Response:
     """GET /v1/batches: the tenant's own batches, newest first, as last seen."""
     who = await caller(request)
-    return await list_page(who, page_query(who, BATCH, request.query_params, MAX_PAGE, DEFAULT_PAGE))
+    return await list_page(who, page_query(request, who, BATCH, MAX_PAGE, DEFAULT_PAGE))

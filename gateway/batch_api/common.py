@@ -14,6 +14,7 @@ from starlette.responses import Response
 from core.batch_files import Owner, PageQuery, page
 from core.errors import InvalidParameter, NetraError
 from gateway.auth import Principal
+from gateway.batch_api.upstream import named
 from gateway.handlers import authorize
 from gateway.state import GatewayState, get_ctx, get_state
 
@@ -78,18 +79,18 @@ def _limit(params: Mapping[str, str], default: int, most: int) -> int:
     return int(raw)
 
 
-def page_query(
-    caller: Caller, kind: str, params: Mapping[str, str], most: int, default: int | None = None,
-    purpose: str | None = None,
-) -> PageQuery:
-    """The page a list request asks for (limit, after, order), of the caller's own objects of this kind."""
+def page_query(request: Request, caller: Caller, kind: str, most: int, default: int | None = None) -> PageQuery:
+    """The page a list request asks for (limit, after, order, purpose; the provider its header names), of the
+    caller's own objects of this kind."""
+    params = request.query_params
     order = params.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidParameter("order must be asc or desc.", code="invalid_value", param="order")
     limit = _limit(params, most if default is None else default, most)
     return PageQuery(
         tenant_id=caller.principal.tenant_id, kind=kind, limit=limit, after=params.get("after") or None,
-        newest_first=order == "desc", purpose=purpose,
+        newest_first=order == "desc", purpose=params.get("purpose") or None,
+        provider=named(caller.state, request.headers),
     )
 
 

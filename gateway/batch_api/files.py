@@ -66,8 +66,7 @@ async def create_file(request: Request) -> Response:
 async def list_files(request: Request) -> Response:
     """GET /v1/files: the tenant's own files, newest first unless asked otherwise, optionally of one purpose."""
     who = await caller(request)
-    purpose = request.query_params.get("purpose") or None
-    return await list_page(who, page_query(who, FILE, request.query_params, MAX_FILES_PAGE, purpose=purpose))
+    return await list_page(who, page_query(request, who, FILE, MAX_FILES_PAGE))
 
 
 async def own_file(who: Caller, file_id: str) -> BatchObject:

@@ -118,6 +118,11 @@ def chosen(state: GatewayState, headers: Mapping[str, str]) -> BatchUpstream:
     return BatchUpstream(usable[name])
 
 
+def named(state: GatewayState, headers: Mapping[str, str]) -> str | None:
+    """The provider the x-netra-provider header names (checked as for a create), or None without the header."""
+    return chosen(state, headers).name if PROVIDER_HEADER in headers else None
+
+
 def holding(state: GatewayState, name: str) -> BatchUpstream:
     """The provider that holds a stored object (it may have been removed from the configuration since)."""
     provider = batch_providers(state).get(name)
