@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import openai
 import orjson
 import pytest
@@ -20,6 +22,7 @@ from tests.integration.batch_gateway import (
     jsonl,
     ledger_rows,
     questions,
+    run_batch,
     running,
     upload,
 )
@@ -121,3 +124,32 @@ async def test_failed_lines_are_ledgered_from_the_error_file_at_no_cost(
     assert (bad["status"], bad["http_status"], bad["error_code"]) == ("upstream_rejected", 400, code)
     assert (bad["cost_usd"], bad["baseline_cost_usd"], bad["savings_kind"]) == (0, 0, "")
     assert (bad["requested_model"], bad["served_model"]) == ("rejected", "gpt-4o-mini-error-400")
+
+
+async def test_results_that_cannot_be_recorded_are_refused_then_recorded_on_a_later_read(
+    bsettings: Settings, fake_upstream: FakeUpstream
+) -> None:
+    bsettings.spill_dir.parent.mkdir(parents=True, exist_ok=True)
+    bsettings.spill_dir.write_text("a file where the spill directory should be")
+    async with running(bsettings, fake_upstream) as netra:
+        client = netra.sdk()
+        batch = await run_batch(client, fake_upstream, questions(2))  # not billable: served while the spill is down
+        assert batch.output_file_id
+        with pytest.raises(openai.InternalServerError) as refused:
+            await client.files.content(batch.output_file_id)
+        assert refused.value.status_code == 503 and error_of(refused.value)["code"] == "logging_unavailable"
+        bsettings.spill_dir.unlink()  # the disk is back: the writer heals on a fresh segment
+        async with httpx.AsyncClient(base_url=netra.url) as http:
+            assert await wait_for_ready(http)
+        assert (await client.files.content(batch.output_file_id)).content
+    assert sorted(row["request_id"] for row in ledger_rows(bsettings)) == sorted(
+        request_id_of(batch.id, f"q-{i}") for i in range(2)
+    )
+
+
+async def wait_for_ready(http: httpx.AsyncClient) -> bool:
+    for _ in range(500):
+        if (await http.get("/health/ready")).status_code == 200:
+            return True
+        await asyncio.sleep(0.02)
+    return False
