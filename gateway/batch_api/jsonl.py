@@ -35,7 +35,8 @@ def check_batch_file(data: bytes, resolve: ModelResolver, rename_url: Callable[[
     """Check every line (a 400 naming the first bad one) and rewrite it for the provider (blocking: a thread)."""
     checked = CheckedFile(b"")
     out: list[bytes] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    # A byte-order mark (editors on Windows write one) is not part of the first line.
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:

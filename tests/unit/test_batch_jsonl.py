@@ -30,7 +30,7 @@ def keep(url: str) -> str:
 
 
 def test_lines_are_rewritten_to_the_served_model_and_keep_what_was_asked() -> None:
-    data = line("a") + b"\r\n\n" + line("b", "emb", "/v1/embeddings") + b"\n"
+    data = b"\xef\xbb\xbf" + line("a") + b"\r\n\n" + line("b", "emb", "/v1/embeddings") + b"\n"
     checked = check_batch_file(data, resolve, keep)
     sent = [orjson.loads(raw) for raw in checked.content.splitlines()]
     assert [s["body"]["model"] for s in sent] == ["gpt-4o-mini-2024-07-18", "text-emb-3"]
