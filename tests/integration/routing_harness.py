@@ -28,7 +28,8 @@ models:
   - {{name: claude-sonnet, provider: fakeant, upstream: claude-sonnet-4-5}}
   - {{name: primary, provider: fake, upstream: primary-x, fallbacks: [backup], price: {{input: 2, output: 8}}}}
   - {{name: backup, provider: fake, upstream: backup-x, price: {{input: 1, output: 4}}}}
-  - {{name: to-claude, provider: fake, upstream: to-claude-x, fallbacks: [claude-sonnet], price: {{input: 1, output: 1}}}}
+  - {{name: to-claude, provider: fake, upstream: to-claude-x, fallbacks: [claude-sonnet],
+      price: {{input: 1, output: 1}}}}
   - {{name: solo, provider: fake, upstream: solo-x, price: {{input: 1, output: 1}}}}
   - {{name: pool, provider: fake, upstream: pool-a-slow-200, price: {{input: 1, output: 1}}}}
   - {{name: pool, provider: fake2, upstream: pool-b-slow-200, price: {{input: 1, output: 1}}}}

@@ -19,7 +19,9 @@ from tests.integration.harness import MESSAGES
 from tests.integration.routing_harness import routed_gateway, routing_settings
 from tests.integration.test_ledger_outcomes import cost_of, read_rows
 
-TO_MINI = "kind: route\nname: gpt-4o to mini\nmatch: {models: [gpt-4o], tools: false}\ntargets: [{model: gpt-4o-mini}]\n"
+TO_MINI = (
+    "kind: route\nname: gpt-4o to mini\nmatch: {models: [gpt-4o], tools: false}\ntargets: [{model: gpt-4o-mini}]\n"
+)
 SPLIT = (
     "kind: route\nname: split\nmatch: {models: [gpt-4o]}\n"
     "targets: [{model: gpt-4o-mini, weight: 90}, {model: gpt-4o, weight: 10}]\n"
