@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Generic, TypeVar
 
+from core.backoff import delay_for
 from core.errors import NetraError, ServiceUnavailable, UpstreamTimeout
 from gateway.context import CallContext
 from gateway.providers.base import Provider, UpstreamCall, UpstreamReply, UpstreamStream
@@ -28,6 +29,8 @@ T = TypeVar("T")
 Op = Callable[[Provider, UpstreamCall, bytes], Awaitable[T]]
 Hold = Callable[[T, Callable[[], None]], T]
 log = logging.getLogger("netra.upstream")
+# The longest pause Netra itself chooses between attempts (a provider's retry-after may ask for longer).
+MAX_BACKOFF = 10.0
 
 
 class _GiveUp(Exception):
@@ -141,8 +144,7 @@ class Dispatch(Generic[T]):
         """Wait before the next attempt at this model; _GiveUp when not worth it or past the deadline."""
         if attempt >= self.state.settings.upstream_attempts:
             raise _GiveUp
-        step = self.state.settings.retry_base_delay * 2 ** (attempt - 1)
-        delay = step / 2 + self.rng.uniform(0, step / 2)
+        delay = delay_for(attempt, self.state.settings.retry_base_delay, MAX_BACKOFF, jitter="equal", rng=self.rng)
         hint = failure.retry_after
         if hint is not None and hint > delay:
             if failure.kind == "overloaded" and index + 1 < len(self.route.chain):

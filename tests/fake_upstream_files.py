@@ -33,9 +33,10 @@ def guarded(
 
     async def handler(request: web.Request) -> web.StreamResponse:
         await state.receive(request)
-        switched = state.failures.take(request.path)
+        state.failures.count(request.path)
         if not dialect.authorised(request):
             return dialect.unauthorised()
+        switched = state.failures.take(request.path)
         if switched is not None:
             return await state.failures.inflict(request, switched, dialect, "")
         return await route(request, dialect)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
+from core.backoff import retry_after_seconds
 from core.errors import NetraError, ServiceUnavailable, UpstreamFailed, UpstreamRejected, UpstreamTimeout
 
 FailureKind = Literal["rejected", "auth", "overloaded", "server", "timeout", "connect"]
@@ -63,32 +63,9 @@ def classify(error: NetraError) -> Failure | None:
     return None
 
 
-def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
-    """The provider's retry hint in seconds: `retry-after-ms`, then `retry-after` (seconds or an HTTP date)."""
-    if headers is None:
-        return None
-    millis = _number(headers.get("retry-after-ms"))
-    if millis is not None:
-        return millis / 1000.0
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    seconds = _number(value)
-    if seconds is not None:
-        return seconds
-    try:
-        when = parsedate_to_datetime(str(value)).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
+def parse_retry_after(headers: Any) -> float | None:
+    """The provider's retry hint in seconds (None: it sent none, or no headers)."""
+    return None if headers is None else retry_after_seconds(headers, time.time())
 
 
 def retry_after_header(seconds: float) -> dict[str, str]:
