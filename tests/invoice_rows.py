@@ -19,7 +19,7 @@ def ledger_row(
     baseline: str | None = "0.010000000", cost: str | None = "0.010000000", price_version: str = "2026-11",
     status: str = "ok", http_status: int = 200,
 ) -> dict[str, Any]:
-    """One row; savings = baseline − cost when both are known, else 0 (as the ledger records an unpriced call)."""
+    """One row; savings = baseline - cost when both are known, else 0 (as the ledger records an unpriced call)."""
     savings = "0" if baseline is None or cost is None else f"{Decimal(baseline) - Decimal(cost):f}"
     at = to_micros(received)
     return LedgerRow(

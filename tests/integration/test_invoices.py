@@ -131,7 +131,8 @@ async def test_late_rows_become_one_adjustment_on_the_next_invoice(books: Books)
     insert(books.store, oct_rows(tid, "hooli", "on-time", "0.400000000"), "on-time")
     october = await issue(books, "hooli", OCT, NOW)
     late = oct_rows(tid, "hooli", "late", "0.250000000")
-    late.append(ledger_row("late-plain", tid, "hooli", datetime(2026, 10, 30, tzinfo=UTC), cost="0.05", baseline="0.05"))
+    late.append(ledger_row("late-plain", tid, "hooli", datetime(2026, 10, 30, tzinfo=UTC), cost="0.05",
+                           baseline="0.05"))
     late.append(ledger_row("nov-1", tid, "hooli", datetime(2026, 11, 5, tzinfo=UTC), kind="batch", cost="0.5",
                            baseline="1"))
     insert(books.store, late, "late")
