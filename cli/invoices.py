@@ -79,7 +79,7 @@ def generate_cmd(args: argparse.Namespace) -> int:
         month = Month.parse(args.month)
     except InvoiceError as exc:
         return fail(str(exc), 2)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # an invoice states its issue time to the second
 
     async def work(books: Books) -> dict[str, Any]:
         if args.issue:

@@ -32,7 +32,7 @@ def _latin1(text: object) -> str:
 
 def _pair(pdf: FPDF, label: str, value: object) -> None:
     pdf.set_font("Helvetica", "B", 9)
-    pdf.cell(42, 5, _latin1(label))
+    pdf.cell(52, 5, _latin1(label))
     pdf.set_font("Helvetica", "", 9)
     pdf.cell(0, 5, _latin1(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
@@ -73,7 +73,7 @@ def _totals(pdf: FPDF, doc: dict[str, Any]) -> None:
     _pair(pdf, "Actual cost", f"{doc['actual_cost']} USD")
     _pair(pdf, "Savings", f"{doc['savings']} USD")
     for kind, amount in doc["savings_by_kind"].items():
-        _pair(pdf, f"   of which {kind}", f"{amount} USD")
+        _pair(pdf, f"   of which {kind or '(no saving)'}", f"{amount} USD")
     _pair(pdf, "Fee", f"{doc['fee']} USD ({_percent(doc['fee_rate'])} of savings)")
     _pair(pdf, "Net benefit", f"{doc['net_benefit']} USD")
     _pair(pdf, "Price versions", ", ".join(doc["price_versions"]) or "-")
