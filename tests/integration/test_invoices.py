@@ -195,3 +195,21 @@ async def test_numbers_are_gap_free_under_concurrent_issues(
         await session.commit()
         counters = {c.year: c.last_number for c in (await session.scalars(select(InvoiceCounter))).all()}
     assert counters == {2026: 25, 2027: 1}
+
+
+async def test_a_reissued_month_takes_back_the_adjustment_billed_before(books: Books) -> None:
+    tid = await tenant(books, "stark")
+    insert(books.store, oct_rows(tid, "stark", "on-time", "0.400000000"), "on-time")
+    october = await issue(books, "stark", OCT, NOW)
+    insert(books.store, oct_rows(tid, "stark", "late", "0.250000000"), "late")
+    november = await issue(books, "stark", NOV, NOW)
+    assert [(li["kind"], li["savings"]) for li in november["lines"]] == [("adjustment:cache", "0.25")]
+    async with books.sessions() as session:
+        await void(session, october["number"], NOW)
+    redone = await issue(books, "stark", OCT, NOW)
+    assert redone["savings"] == "0.65" and redone["replaces"] == october["number"]
+    december = await generate(books, "stark", DEC)
+    assert [(li["period"], li["kind"], li["calls"], li["savings"]) for li in december["lines"]] == [
+        ("2026-10", "adjustment:cache", -1, "-0.25"),
+    ]
+    assert (december["savings"], december["fee"], december["net_benefit"]) == ("-0.25", "0.00", "-0.25")
