@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,29 +66,34 @@ def routing_micro(fallbacks: int = 1) -> dict[str, Any]:
     """µs per decide() with 100 policies, per decide + plan_route as the gateway does it, and plan_route alone."""
     rng = random.Random(9)
     snapshot = Snapshot.build(1, policy_decide.policies(rng))
-    batch = policy_decide.requests(rng)
-    ids = [uuid.uuid4().hex for _ in batch]
+    batch = [(f, uuid.uuid4().hex) for f in policy_decide.requests(rng)]
     models = policy_decide.MODELS
     fallbacks_of = {m: tuple(models[(i + 1 + k) % len(models)] for k in range(fallbacks)) for i, m in enumerate(models)}
-    routed = [(f, d.route, rid) for f, rid in zip(batch, ids, strict=True) if (d := decide(f, snapshot)).route]
-    unrouted = [(f, None, rid) for f, rid in zip(batch, ids, strict=True)]
+    routed = [(f, rid) for f, rid in batch if decide(f, snapshot).route is not None]
+    unrouted = [(f, rid) for f, rid in batch if decide(f, snapshot).route is None]
+    found = [(f, decide(f, snapshot).route, rid) for f, rid in routed]
     figures = {
-        "decide": _timed(lambda: [decide(f, snapshot) for f in batch], len(batch)),
-        "decide_and_plan_route": _timed(lambda: _decide_and_plan(batch, ids, snapshot, fallbacks_of), len(batch)),
-        "plan_route_with_policy": _timed(lambda: _plans(routed, fallbacks_of), len(routed)),
-        "plan_route_without_policy": _timed(lambda: _plans(unrouted, fallbacks_of), len(unrouted)),
+        "decide": _timed(lambda: [decide(f, snapshot) for f, _ in batch], len(batch)),
+        "decide_then_plan_route_all": _timed(lambda: _decide_and_plan(batch, snapshot, fallbacks_of), len(batch)),
+        "decide_then_plan_route_policy_found": _timed(lambda: _decide_and_plan(routed, snapshot, fallbacks_of),
+                                                      len(routed)),
+        "decide_then_plan_route_none_found": _timed(lambda: _decide_and_plan(unrouted, snapshot, fallbacks_of),
+                                                    len(unrouted)),
+        "plan_route_alone_with_policy": _timed(lambda: _plans(found, fallbacks_of), len(found)),
+        "plan_route_alone_without_policy": _timed(lambda: _plans([(f, None, r) for f, r in batch], fallbacks_of),
+                                                  len(batch)),
     }
     return {"requests": len(batch), "route_matched_share": round(len(routed) / len(batch), 3),
             "fallbacks_per_model": fallbacks, "us_per_call_median_fastest": figures}
 
 
-def _timed(run: Any, calls: int) -> list[float]:
+def _timed(run: Callable[[], object], calls: int) -> list[float]:
     median, fastest = policy_decide.timed(run, calls)
     return [round(median, 3), round(fastest, 3)]
 
 
-def _decide_and_plan(batch: list[Features], ids: list[str], snapshot: Snapshot, fb: dict[str, tuple[str, ...]]) -> None:
-    for features, rid in zip(batch, ids, strict=True):
+def _decide_and_plan(batch: list[tuple[Features, str]], snapshot: Snapshot, fb: dict[str, tuple[str, ...]]) -> None:
+    for features, rid in batch:
         plan_route(features.model, decide(features, snapshot).route, rid, fb)
 
 
