@@ -4,14 +4,15 @@
    it found, or for none; the median and fastest of several rounds.
 2. End to end at c=32, Netra (ledger on) pinned to one core, the fake provider and load generator on the other, in
    alternating rounds: (a) direct to the fake, (b) Netra with no policy, (c) Netra with an active route policy
-   rewriting gpt-4o → gpt-4o-mini, (d) (b) again, the A/A floor. Each ratio is the median of the rounds' ratios.
+   rewriting gpt-4o → gpt-4o-mini (added and activated in the store before (c), retired after it; each switch
+   waits until the gateway serves accordingly), (d) (b) again, the A/A floor. Ratios: medians of the rounds'.
 3. A failing primary (the fake answers its upstream name 500, switched out of process), with a fallback: calls
    that retry and fall back (a second gateway whose breaker never opens), and calls that go straight to the
    fallback (the first gateway, its breaker open), in rounds alternating with (b). Retries back off 0 s (the
    figure is Netra's work, not a sleep) under an unbounded retry budget, so every call makes every attempt.
 Every side reports the provider calls per client request, per upstream model, from the fake's own counts.
 
-    python -m bench.route_bench [--quick]
+    python -m bench.route_bench [--quick] [--rounds 10] [--seconds 4]
 """
 
 from __future__ import annotations
@@ -169,13 +170,21 @@ class Bench:
 
 
 def summary(sides: dict[str, list[Row]], ratios: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """Per side: the rounds' requests/s and medians; per ratio: the median of the rounds' ratios, and their range."""
+    """Per side: the rounds' requests/s and medians; per ratio: the median of the rounds' ratios, and their range
+    (and the same for the gateway's CPU per request, when both sides are the gateway's)."""
     out: dict[str, Any] = {name: _side_summary(rows) for name, rows in sides.items()}
     for label, (top, bottom) in ratios.items():
-        per_round = [t["rps"] / max(b["rps"], 1) for t, b in zip(sides[top], sides[bottom], strict=True)]
-        out[label] = {"median": round(statistics.median(per_round), 3),
-                      "range": [round(min(per_round), 3), round(max(per_round), 3)]}
+        pairs = list(zip(sides[top], sides[bottom], strict=True))
+        out[label] = _ratio([t["rps"] / max(b["rps"], 1) for t, b in pairs])
+        if "cpu_ms_per_request" in sides[top][0] and "cpu_ms_per_request" in sides[bottom][0]:
+            cpu = [t["cpu_ms_per_request"] / b["cpu_ms_per_request"] for t, b in pairs]
+            out[label]["cpu_per_request"] = _ratio(cpu)
     return out
+
+
+def _ratio(per_round: list[float]) -> Row:
+    return {"median": round(statistics.median(per_round), 3),
+            "range": [round(min(per_round), 3), round(max(per_round), 3)]}
 
 
 def _side_summary(rows: list[Row]) -> Row:
@@ -268,8 +277,8 @@ def main() -> None:
     """Command line entry point: prints JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s sides, for a smoke test")
-    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per section (default 6)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per side per round (default 5)")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per section (default 10)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per side per round (default 4)")
     args = parser.parse_args()
     rounds, seconds = (2, 2.0) if args.quick else (args.rounds, args.seconds)
     started = time.time()
