@@ -17,6 +17,7 @@ from gateway.cache_outcomes import hit_headers, netra_headers, note_hit, reused,
 from gateway.cache_plan import CachePlan
 from gateway.coalesce import Shared
 from gateway.context import CallContext
+from gateway.embed_send import send_reply
 from gateway.flight import Flight, Subscription
 from gateway.providers.base import Provider, UpstreamCall, UpstreamReply
 from gateway.responses import BytesResponse, FlightResponse
@@ -42,7 +43,7 @@ class Miss:
         if self.found is not None:
             return UpstreamReply(replay_json(self.found), self.found.usage())
         call, body, ctx = self.call, self.body, self.ctx
-        reply = await retrying(self.state, ctx, self.provider, lambda: self.provider.send(call, body))
+        reply = await send_reply(self.state, ctx, call, self.provider, body)  # embeddings may be micro-batched
         if self.plan.store and reply.status == 200:
             entry = entry_from_reply(
                 reply.body, endpoint=call.endpoint, request_id=ctx.request_id, stored_at=time.time(),

@@ -15,6 +15,7 @@ from gateway.cache_plan import plan_for
 from gateway.caching import netra_headers, serve_cached
 from gateway.calls import start_row
 from gateway.context import CallContext
+from gateway.embed_send import send_reply
 from gateway.limits import LimitResult
 from gateway.providers.base import Provider, UpstreamCall
 from gateway.responses import BytesResponse, ProxyResponse, SSEResponse
@@ -119,7 +120,7 @@ async def forward(state: GatewayState, ctx: CallContext, call: UpstreamCall, pro
     if call.stream:
         stream = await retrying(state, ctx, provider, lambda: provider.open_stream(call, body))
         return SSEResponse(stream, ctx, headers)
-    reply = await retrying(state, ctx, provider, lambda: provider.send(call, body))
+    reply = await send_reply(state, ctx, call, provider, body)  # embeddings may be micro-batched
     ctx.usage, ctx.completion_chars = reply.usage, reply.completion_chars
     return BytesResponse(reply.body, headers, reply.status)
 

@@ -28,6 +28,7 @@ from core.settings import Settings
 from gateway.auth import KeyAuthenticator
 from gateway.cache import CacheBackend, open_cache
 from gateway.coalesce import Coalescer
+from gateway.embed_batch import EmbeddingBatcher
 from gateway.ledger import Ledger, LedgerWriter, NullLedgerWriter, RowSink
 from gateway.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.policy_holder import PolicyHolder
@@ -138,6 +139,13 @@ def open_response_cache(
     return cache
 
 
+def open_batcher(settings: Settings, metrics: GatewayMetrics, stack: AsyncExitStack) -> EmbeddingBatcher:
+    """The embeddings micro-batcher; at shutdown the batches still gathering are sent and their calls finished."""
+    batcher = EmbeddingBatcher(metrics.registry)
+    stack.push_async_callback(batcher.close, settings.graceful_shutdown_timeout)
+    return batcher
+
+
 async def build_state(
     settings: Settings, env: Mapping[str, str], stack: AsyncExitStack, wrap_sink: SinkWrapper | None = None
 ) -> GatewayState:
@@ -154,13 +162,14 @@ async def build_state(
     stack.push_async_callback(ledger.close, settings.graceful_shutdown_timeout)
     policies = await open_policies(settings, sessions, redis, stack)
     fills: set[asyncio.Task[None]] = set()
+    batcher = open_batcher(settings, metrics, stack)
     return GatewayState(
         settings=settings, config=config, models={m.name: m for m in config.models},
         providers=build_providers(config, http, Timeouts.from_settings(settings)),
         auth=KeyAuthenticator(sessions, settings.key_cache_ttl), limiter=open_limiter(redis), ledger=ledger,
         prices=prices, metrics=metrics, engine=engine, sessions=sessions, store=store, redis=redis,
         started_at=int(time.time()), access_log=access_log, policies=policies,
-        cache=open_response_cache(settings, redis, fills, stack), coalescer=Coalescer(), fills=fills,
+        cache=open_response_cache(settings, redis, fills, stack), coalescer=Coalescer(), batcher=batcher, fills=fills,
     )
 
 
