@@ -106,6 +106,7 @@ async def alone(batch: Batch, member: Member, attempts_before: int = 0) -> None:
     """A member's own call with its own body, on its own context (after `attempts_before` shared attempts)."""
     if member.future.done():
         return  # its client left before the call was made
+    member.ctx.upstream_attempts = 0  # counted afresh, whether the attempt machinery counts up or sets the number
     try:
         reply = await batch.attempt(member.ctx, lambda: batch.provider.send(member.call, member.body))
     except Exception as exc:  # every failure belongs to the member waiting for it, whatever it is
