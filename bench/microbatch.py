@@ -85,6 +85,8 @@ class OpenLoop:
     async def fire(self, request: bytes, scheduled: float) -> None:
         """One request; its latency counts from when it was due."""
         conn = self.idle.pop() if self.idle else None
+        while conn is not None and conn.transport.is_closing():  # the server closed it while idle (keep-alive)
+            conn = self.idle.pop() if self.idle else None
         if conn is None:
             _, conn = await asyncio.get_running_loop().create_connection(_Connection, "127.0.0.1", self.port)
         status, _ = await conn.request(request)

@@ -89,17 +89,28 @@ async def run_batch(batch: Batch, metrics: BatchMetrics) -> None:
         parts = await shared_call(batch, members, scratch)
     except NetraError as exc:
         note_shared(batch, members, scratch)
-        if not request_fault(exc):
-            for member in members:
-                _settle(member, error=copy_error(exc))
-            return
-        metrics.split.labels(label).inc()
-        await asyncio.gather(*(alone(batch, member, scratch.upstream_attempts) for member in members))
+        await shared_failed(batch, members, exc, scratch.upstream_attempts, metrics)
+        return
+    except Exception as exc:  # a defect: each member's request reports it; none may wait forever
+        for member in members:
+            _settle(member, error=exc)
         return
     note_shared(batch, members, scratch)
     metrics.saved.labels(label).inc(len(members) - 1)
     for member, part in zip(members, parts, strict=True):
         _settle(member, UpstreamReply(part.body, part.usage))
+
+
+async def shared_failed(
+    batch: Batch, members: list[Member], error: NetraError, attempts: int, metrics: BatchMetrics
+) -> None:
+    """A refused shared call is retried member by member (only the offender fails); any other failure fails all."""
+    if not request_fault(error):
+        for member in members:
+            _settle(member, error=copy_error(error))
+        return
+    metrics.split.labels(batch.provider.config.name).inc()
+    await asyncio.gather(*(alone(batch, member, attempts) for member in members))
 
 
 async def alone(batch: Batch, member: Member, attempts_before: int = 0) -> None:

@@ -211,3 +211,17 @@ async def test_the_provider_answering_out_of_order_is_put_back_in_order(
     replies = await asyncio.gather(*(send(batcher, provider, text, model=model)[1] for text in ("a", "bb" * 40, "c")))
     assert [vectors(reply) for reply in replies] == [own("a"), own("bb" * 40), own("c")]
     assert [reply.usage.prompt_tokens for reply in replies if reply.usage] == [1, 20, 1]  # the items' own counts
+
+
+async def test_an_unexpected_failure_reaches_every_member_instead_of_leaving_them_waiting(
+    batcher: EmbeddingBatcher, provider: OpenAIProvider
+) -> None:
+    async def broken(ctx: CallContext, start: Start) -> UpstreamReply:
+        raise RuntimeError("a defect in the attempt machinery")
+
+    tasks = []
+    for text in ("a", "b", "c"):
+        ctx, call = member(text)
+        tasks.append(asyncio.create_task(batcher.send(ctx, call, provider.encode(call), provider, LONG_WAIT, broken)))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(result, RuntimeError) for result in results)
