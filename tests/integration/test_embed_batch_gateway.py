@@ -132,6 +132,7 @@ async def test_each_member_has_its_own_ledger_row_with_its_share_and_no_saving_c
     for n, reply in enumerate(replies):
         row = rows[f"member-{n}"]
         assert row["prompt_tokens"] == reply.usage.prompt_tokens and row["status"] == "ok"
+        assert row["tokens_estimated"] == 0 and row["cache_outcome"] == "bypass"
         assert (row["savings_kind"], row["savings_usd"]) == ("", 0) and row["cost_usd"] == row["baseline_cost_usd"]
         assert row["upstream_attempts"] == 1 and row["served_model"] == MODEL and row["policy_id"] == pid
     assert sum(row["prompt_tokens"] for row in rows.values()) == input_tokens(list(texts))
