@@ -19,7 +19,7 @@ from gateway.context import CallContext
 from gateway.embed_flush import Attempt, Batch, Member, run_batch
 from gateway.embed_inputs import MAX_BATCH_TOKENS, GroupKey, group_key, inputs_of, max_inputs
 from gateway.embed_metrics import BatchMetrics
-from gateway.providers.base import Provider, UpstreamCall, UpstreamReply
+from gateway.providers.base import UpstreamCall, UpstreamReply
 from policies import BatchPolicy
 
 __all__ = ["Attempt", "EmbeddingBatcher"]
@@ -38,33 +38,37 @@ class EmbeddingBatcher:
         return len(self._open)
 
     async def send(
-        self, ctx: CallContext, call: UpstreamCall, body: bytes, provider: Provider, policy: BatchPolicy,
-        attempt: Attempt,
+        self, ctx: CallContext, call: UpstreamCall, policy: BatchPolicy, destination: tuple[str, ...], attempt: Attempt
     ) -> UpstreamReply:
-        """The request's own answer: from a shared call when company arrives in time, else from its own call."""
+        """The request's own answer: from a shared call when company arrives in time, else from its own call.
+
+        `destination` names where `attempt` sends a call (only calls with the same one share a batch): the provider
+        and upstream model today, the route (its models, in order) once calls are routed.
+        """
         inputs = inputs_of(call.body.get("input"))
         limit = max_inputs(policy.max_inputs)
         if call.stream or inputs is None or len(inputs.items) >= limit or inputs.tokens >= MAX_BATCH_TOKENS:
-            return await attempt(ctx, lambda: provider.send(call, body))
-        member = Member(ctx, call, body, inputs, asyncio.get_running_loop().create_future())
-        batch = self._place(member, policy, provider, attempt, limit)
+            return await attempt(ctx, call)
+        member = Member(ctx, call, inputs, asyncio.get_running_loop().create_future())
+        batch = self._place(member, policy, destination, attempt, limit)
         try:
             return await member.future
         except asyncio.CancelledError:
             self._leave(batch, member)
             raise
 
-    def _place(self, member: Member, policy: BatchPolicy, provider: Provider, attempt: Attempt, limit: int) -> Batch:
+    def _place(
+        self, member: Member, policy: BatchPolicy, destination: tuple[str, ...], attempt: Attempt, limit: int
+    ) -> Batch:
         """Put the member in its key's open batch (sending that one first when the member would not fit)."""
-        deployment = (provider.config.name, member.call.model.upstream_name)
         label = f"{policy.id or policy.name}@{policy.version}"
-        key = group_key(member.ctx.tenant_id, deployment, label, member.call.body, member.inputs.kind)
+        key = group_key(member.ctx.tenant_id, destination, label, member.call.body, member.inputs.kind)
         batch = self._open.get(key)
         if batch is not None and not _fits(batch, member):
             self._flush(batch)
             batch = None
         if batch is None:
-            batch = self._open[key] = Batch(key, policy, provider, attempt, limit)
+            batch = self._open[key] = Batch(key, policy, attempt, member.call.model.provider, limit)
             batch.timer = asyncio.get_running_loop().call_later(policy.window_ms / 1000, self._flush, batch)
         batch.add(member)
         if batch.size >= batch.limit:

@@ -19,21 +19,20 @@ from gateway.context import CallContext
 from gateway.embed_inputs import GroupKey, Inputs, merged_body
 from gateway.embed_metrics import BatchMetrics
 from gateway.embed_split import Part, split_answer
-from gateway.providers.base import Provider, UpstreamCall, UpstreamReply
+from gateway.providers.base import UpstreamCall, UpstreamReply
 from policies import BatchPolicy
 
-Start = Callable[[], Awaitable[UpstreamReply]]
-# The attempt machinery a call goes through (retries, and whatever the handler's own calls get), for one context.
-Attempt = Callable[[CallContext, Start], Awaitable[UpstreamReply]]
+# Send a call upstream through the attempt machinery the handler's own calls go through (retries, deployments),
+# counting on the given context; the same destination for every member of a batch.
+Attempt = Callable[[CallContext, UpstreamCall], Awaitable[UpstreamReply]]
 
 
 @dataclass(slots=True)
 class Member:
-    """One client request waiting in a batch: its context, its own call and body, its inputs, its answer-to-be."""
+    """One client request waiting in a batch: its context, its own call, its inputs, its answer-to-be."""
 
     ctx: CallContext
     call: UpstreamCall
-    body: bytes
     inputs: Inputs
     future: asyncio.Future[UpstreamReply]
 
@@ -44,8 +43,8 @@ class Batch:
 
     key: GroupKey
     policy: BatchPolicy
-    provider: Provider
     attempt: Attempt
+    label: str  # the provider's name, for the metrics
     limit: int
     members: list[Member] = field(default_factory=list)
     size: int = 0  # inputs gathered
@@ -78,7 +77,7 @@ def _settle(member: Member, reply: UpstreamReply | None = None, error: BaseExcep
 
 async def run_batch(batch: Batch, metrics: BatchMetrics) -> None:
     """Make the batch's call (shared, or its one member's own) and answer every member."""
-    members, label = list(batch.members), batch.provider.config.name
+    members, label = list(batch.members), batch.label
     metrics.requests.labels(label).observe(len(members))
     metrics.inputs.labels(label).observe(batch.size)
     if len(members) == 1:
@@ -109,7 +108,7 @@ async def shared_failed(
         for member in members:
             _settle(member, error=copy_error(error))
         return
-    metrics.split.labels(batch.provider.config.name).inc()
+    metrics.split.labels(batch.label).inc()
     await asyncio.gather(*(alone(batch, member, attempts) for member in members))
 
 
@@ -119,7 +118,7 @@ async def alone(batch: Batch, member: Member, attempts_before: int = 0) -> None:
         return  # its client left before the call was made
     member.ctx.upstream_attempts = 0  # counted afresh, whether the attempt machinery counts up or sets the number
     try:
-        reply = await batch.attempt(member.ctx, lambda: batch.provider.send(member.call, member.body))
+        reply = await batch.attempt(member.ctx, member.call)
     except Exception as exc:  # every failure belongs to the member waiting for it, whatever it is
         _settle(member, error=exc)
     else:
@@ -135,8 +134,7 @@ async def shared_call(batch: Batch, members: list[Member], scratch: CallContext)
     scratch.served_model, scratch.provider = first.ctx.served_model, first.ctx.provider
     body = merged_body(first.call.body, [member.inputs for member in members])
     call = UpstreamCall(first.call.endpoint, body, first.call.model, False, scratch.request_id)
-    encoded = batch.provider.encode(call)
-    reply = await batch.attempt(scratch, lambda: batch.provider.send(call, encoded))
+    reply = await batch.attempt(scratch, call)
     sizes = [len(member.inputs.items) for member in members]
     return split_answer(reply.body, sizes, [size for member in members for size in member.inputs.sizes])
 

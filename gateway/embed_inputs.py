@@ -58,11 +58,14 @@ def inputs_of(value: Any) -> Inputs | None:
     return None
 
 
-def group_key(tenant_id: str, deployment: tuple[str, str], policy: str, body: dict[str, Any], kind: str) -> GroupKey:
-    """Requests with equal keys may go upstream as one: same tenant, deployment, policy, input kind, other fields."""
+def group_key(
+    tenant_id: str, destination: tuple[str, ...], policy: str, body: dict[str, Any], kind: str
+) -> GroupKey:
+    """Requests with equal keys may go upstream as one: same tenant, destination, policy, input kind, other fields."""
     rest = {name: value for name, value in body.items() if name not in _MERGED_FIELDS}
     fields = orjson.dumps(rest, option=orjson.OPT_SORT_KEYS).decode()
-    return (tenant_id, *deployment, policy, kind, fields)
+    # The destination's length first: its names can never run into the fields after them.
+    return (tenant_id, str(len(destination)), *destination, policy, kind, fields)
 
 
 def max_inputs(configured: int) -> int:

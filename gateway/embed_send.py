@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from gateway.cache_plan import features_of
 from gateway.context import CallContext
-from gateway.embed_flush import Start
 from gateway.providers.base import Provider, UpstreamCall, UpstreamReply
 from gateway.state import GatewayState
 from gateway.upstream import retrying
@@ -27,10 +26,13 @@ async def send_reply(
 ) -> UpstreamReply:
     """The provider's reply to a non-streamed call (`body` as the provider encodes it), batched if a policy says so."""
 
-    async def attempt(on: CallContext, start: Start) -> UpstreamReply:
-        return await retrying(state, on, provider, start)
+    async def attempt(on: CallContext, sent: UpstreamCall) -> UpstreamReply:
+        # The request's own call keeps the body already encoded; a shared call is encoded by the provider.
+        encoded = body if sent is call else None
+        return await retrying(state, on, provider, lambda: provider.send(sent, encoded))
 
     policy = batch_policy(state, ctx, call)
     if policy is None:
-        return await attempt(ctx, lambda: provider.send(call, body))
-    return await state.batcher.send(ctx, call, body, provider, policy, attempt)
+        return await attempt(ctx, call)
+    destination = (provider.config.name, call.model.upstream_name)
+    return await state.batcher.send(ctx, call, policy, destination, attempt)

@@ -13,8 +13,7 @@ from prometheus_client import CollectorRegistry
 from core.config import ModelConfig
 from core.errors import UpstreamFailed, UpstreamRejected
 from gateway.context import CallContext
-from gateway.embed_batch import EmbeddingBatcher
-from gateway.embed_flush import Start
+from gateway.embed_batch import Attempt, EmbeddingBatcher
 from gateway.providers.base import UpstreamCall, UpstreamReply
 from gateway.providers.openai import OpenAIProvider
 from policies import BatchPolicy
@@ -37,11 +36,15 @@ def batcher() -> EmbeddingBatcher:
     return EmbeddingBatcher(CollectorRegistry())
 
 
-async def attempt(ctx: CallContext, start: Start) -> UpstreamReply:
-    """One attempt, counted on the context (the handler's retries are exercised end to end)."""
-    ctx.upstream_called = True
-    ctx.upstream_attempts += 1
-    return await start()
+def sender(provider: OpenAIProvider) -> Attempt:
+    """One attempt at the provider, counted on the context (the handler's retries are exercised end to end)."""
+
+    async def attempt(ctx: CallContext, call: UpstreamCall) -> UpstreamReply:
+        ctx.upstream_called = True
+        ctx.upstream_attempts += 1
+        return await provider.send(call)
+
+    return attempt
 
 
 def member(text: Any, model: str = MODEL, tenant: str = "t1", **fields: Any) -> tuple[CallContext, UpstreamCall]:
@@ -56,7 +59,8 @@ def send(
     batcher: EmbeddingBatcher, provider: OpenAIProvider, text: Any, policy: BatchPolicy = LONG_WAIT, **kw: Any
 ) -> tuple[CallContext, asyncio.Task[UpstreamReply]]:
     ctx, call = member(text, **kw)
-    task = asyncio.create_task(batcher.send(ctx, call, provider.encode(call), provider, policy, attempt))
+    destination = (provider.config.name, call.model.upstream_name)
+    task = asyncio.create_task(batcher.send(ctx, call, policy, destination, sender(provider)))
     return ctx, task
 
 
@@ -216,12 +220,12 @@ async def test_the_provider_answering_out_of_order_is_put_back_in_order(
 async def test_an_unexpected_failure_reaches_every_member_instead_of_leaving_them_waiting(
     batcher: EmbeddingBatcher, provider: OpenAIProvider
 ) -> None:
-    async def broken(ctx: CallContext, start: Start) -> UpstreamReply:
+    async def broken(ctx: CallContext, call: UpstreamCall) -> UpstreamReply:
         raise RuntimeError("a defect in the attempt machinery")
 
     tasks = []
     for text in ("a", "b", "c"):
         ctx, call = member(text)
-        tasks.append(asyncio.create_task(batcher.send(ctx, call, provider.encode(call), provider, LONG_WAIT, broken)))
+        tasks.append(asyncio.create_task(batcher.send(ctx, call, LONG_WAIT, ("fake", MODEL), broken)))
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(result, RuntimeError) for result in results)

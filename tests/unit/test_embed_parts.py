@@ -15,7 +15,7 @@ from gateway.embed_split import apportion, split_answer
 DEPLOYMENT = ("fake", "text-embedding-3-small")
 
 
-def key(body: dict[str, Any], tenant: str = "t1", deployment: tuple[str, str] = DEPLOYMENT) -> tuple[str, ...]:
+def key(body: dict[str, Any], tenant: str = "t1", deployment: tuple[str, ...] = DEPLOYMENT) -> tuple[str, ...]:
     inputs = inputs_of(body["input"])
     assert inputs is not None
     return group_key(tenant, deployment, "p@1", body, inputs.kind)
@@ -81,6 +81,8 @@ def test_tenants_deployments_and_input_kinds_never_share_a_key() -> None:
     assert key(body) != key(body, deployment=("other-provider", DEPLOYMENT[1]))
     assert key(body) != key(body, deployment=(DEPLOYMENT[0], "text-embedding-3-large"))
     assert key(body) != key({"model": "m", "input": [1, 2]})
+    # A longer destination (a route with a fallback) is another destination, whatever its names.
+    assert key(body) != key(body, deployment=(*DEPLOYMENT, "fallback-model"))
 
 
 def test_a_batch_never_holds_more_inputs_than_openai_takes() -> None:
