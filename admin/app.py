@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from admin.errors import http_error, netra_error, server_error
-from admin.permissions import PermissionGuard
+from admin.permissions import PERMISSIONS, PermissionGuard
 from admin.routes import routes
 from admin.secret import load_signing_key
 from admin.security import SecurityHeaders
@@ -58,12 +58,15 @@ def lifespan_for(settings: Settings, clock: Clock) -> Lifespan:
     return lifespan
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None,
+    permissions: Mapping[tuple[str, str], str] = PERMISSIONS,
+) -> Starlette:
     """The admin app (settings read from the environment when not given); run `netra migrate` before serving."""
     settings = settings or Settings()
     app = AdminApp(
         routes=routes(),
-        middleware=[Middleware(PermissionGuard)],
+        middleware=[Middleware(PermissionGuard, table=permissions)],
         exception_handlers={NetraError: netra_error, HTTPException: http_error, Exception: server_error},
         lifespan=lifespan_for(settings, clock or utcnow),
     )

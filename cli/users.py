@@ -55,7 +55,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(LIST_COLUMNS)]
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(LIST_COLUMNS, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def listing(args: argparse.Namespace) -> int:
