@@ -12,7 +12,6 @@ from tests.unit.admin_harness import PASSWORD, Admin, running_admin
 from tests.unit.conftest import Database
 from tests.unit.helpers import assert_envelope
 
-
 FORGED = {"sub": "usr_x", "role": "admin", "iat": 1, "exp": 2**40, "jti": "j"}
 
 
