@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -59,8 +60,8 @@ def check_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin is None:
         return
-    expected = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if origin != expected:
+    # Host only, not the scheme: behind a proxy that ends TLS the app may see http while the browser says https.
+    if urlsplit(origin).netloc != request.headers.get("host", "") or origin.count("/") != 2:
         raise Forbidden("Cross-origin request refused.", code="csrf_failed")
 
 

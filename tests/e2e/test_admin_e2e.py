@@ -117,3 +117,10 @@ def test_admin_process_ends_when_run_is_killed(
             return
         time.sleep(0.2)
     pytest.fail("the admin process outlived a killed `netra run`")
+
+
+def test_admin_alone_on_a_fresh_data_dir_says_to_migrate(tmp_path: Path, fake_url: str) -> None:
+    fresh = make_netra(tmp_path, fake_url)
+    done = subprocess.run([*NETRA, "admin", "--port", "9"], cwd=ROOT, env=fresh.env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1 and "run `netra migrate` first" in done.stderr

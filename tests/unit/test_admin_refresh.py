@@ -113,3 +113,16 @@ async def test_refresh_without_cookie_is_401(admin: Admin) -> None:
     response = await fresh.post("/api/auth/refresh", headers={"x-csrf-token": "x"})
     assert response.status_code == 401
     assert_envelope(response.json(), type="invalid_request_error", code="missing_token")
+
+
+@pytest.mark.parametrize("origin", ["null", "http://admin.test.evil.example", "http://admin.test:8443",
+                                    "http://admin.test/path"])
+async def test_lookalike_origins_are_refused(admin: Admin, origin: str) -> None:
+    http = await admin.client()
+    response = await http.post("/api/auth/refresh", headers={**csrf(http), "origin": origin})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "csrf_failed"
+
+
+async def test_https_origin_behind_a_tls_proxy_passes(admin: Admin) -> None:
+    http = await admin.client()
+    assert (await http.post("/api/auth/refresh", headers={**csrf(http), "origin": "https://admin.test"})).is_success
