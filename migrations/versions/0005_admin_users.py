@@ -16,16 +16,16 @@ branch_labels = None
 depends_on = None
 
 REFUSAL = "audit_log is append-only"
-SQLITE_TRIGGERS = [
+SQLITE_TRIGGERS = tuple(
     f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log BEGIN SELECT RAISE(ABORT, '{REFUSAL}'); END"
     for verb in ("UPDATE", "DELETE")
-]
-POSTGRES_TRIGGERS = [
+)
+POSTGRES_TRIGGERS = (
     f"""CREATE FUNCTION audit_log_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION '{REFUSAL}'; END $$""",
     "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_refuse()",
     "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse()",
-]
+)
 
 
 def _users() -> None:
