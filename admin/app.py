@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -23,6 +24,7 @@ from core.db import create_engine, create_sessionmaker
 from core.errors import NetraError
 from core.login_throttle import Throttle
 from core.models import utcnow
+from core.passwords import HashCost, hash_password
 from core.settings import Settings
 
 Lifespan = Callable[[Starlette], Any]
@@ -51,8 +53,11 @@ def lifespan_for(settings: Settings, clock: Clock) -> Lifespan:
             engine = create_engine(settings)
             stack.push_async_callback(engine.dispose)
             key = await asyncio.to_thread(load_signing_key, settings)
+            cost = HashCost.of(settings)
+            decoy = await asyncio.to_thread(hash_password, secrets.token_urlsafe(16), cost)
             state = AdminState(settings=settings, engine=engine, sessions=create_sessionmaker(engine),
-                               signing_key=key, clock=clock, throttle=throttle_of(settings))
+                               signing_key=key, clock=clock, throttle=throttle_of(settings), hash_cost=cost,
+                               unknown_user_hash=decoy)
             yield {"admin": state}
 
     return lifespan

@@ -17,7 +17,7 @@ from admin.state import AdminState, get_state
 from admin.tokens import issue_access
 from core import refresh_tokens
 from core.login_throttle import locked_for, note_attempt
-from core.passwords import UNKNOWN_USER_HASH, verify_password
+from core.passwords import verify_password
 from core.user_store import MAX_EMAIL_LENGTH, user_by_email
 from core.users import User
 
@@ -59,7 +59,7 @@ async def login(request: Request) -> Response:
         if (wait := await locked_for(session, email, address, now, state.throttle)) is not None:
             raise login_locked(wait)
         user = await user_by_email(session, email)
-        stored = user.password_hash if user is not None else UNKNOWN_USER_HASH
+        stored = user.password_hash if user is not None else state.unknown_user_hash
         matched = await asyncio.to_thread(verify_password, stored, password)
         accepted = matched and user is not None and not user.disabled
         await note_attempt(session, email, address, accepted, now, state.throttle)

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from core.login_throttle import Throttle
+from core.passwords import HashCost
 from core.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -27,6 +28,9 @@ class AdminState:
     signing_key: bytes
     clock: Clock
     throttle: Throttle
+    hash_cost: HashCost
+    # Verified when an email matches no user, so an unknown address costs the time a wrong password does.
+    unknown_user_hash: str
 
     @property
     def access_ttl(self) -> timedelta:

@@ -48,7 +48,7 @@ async def users_create(request: Request) -> Response:
     body = await read_object(request)
     email, password, role = (string_field(body, name) for name in ("email", "password", "role"))
     email, role = _checked(email, password, role, state.settings.admin_password_min_length)
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await asyncio.to_thread(hash_password, password, state.hash_cost)
     async with state.sessions() as session:
         try:
             user = await create_user(session, email, password_hash, role, actor=principal_of(request).email,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from cli.common import CommandError, fail, with_session
 from cli.policies import actor
-from core.passwords import PasswordRejected, check_new_password, hash_password
+from core.passwords import HashCost, PasswordRejected, check_new_password, hash_password
 from core.settings import Settings
 from core.user_store import UserError, create_user, disable_by_email, list_users, normalise_email
 from core.users import ROLES
@@ -41,7 +41,7 @@ def create(args: argparse.Namespace) -> int:
         check_new_password(password, settings.admin_password_min_length)
     except (UserError, PasswordRejected) as exc:
         return fail(str(exc))
-    password_hash, by = hash_password(password), actor(args)
+    password_hash, by = hash_password(password, HashCost.of(settings)), actor(args)
     try:
         user = with_session(settings, lambda s: create_user(s, email, password_hash, args.role, actor=by))
     except UserError as exc:

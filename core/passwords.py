@@ -1,16 +1,32 @@
-"""Admin passwords: Argon2id hashes (argon2-cffi's RFC 9106 defaults), and the rules a new password must meet.
+"""Admin passwords: Argon2id hashes at a configurable cost, and the rules a new password must meet.
 
 Hashing and verifying take tens of milliseconds of CPU on purpose: async callers run them in a worker thread.
 """
 
 from __future__ import annotations
 
-from argon2 import PasswordHasher
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# Verified when the email matches no user, so that an unknown address costs the same time as a wrong password.
-UNKNOWN_USER_HASH = "$argon2id$v=19$m=65536,t=3,p=4$nAVWIjp7GtgW62H0W7eoZA$Mgepn1rf/0c+XEiXirFyXg3rRCRZ43VH+6FMvodnP9w"
+from core.settings import Settings
+
 MAX_PASSWORD_LENGTH = 1024
+PARALLELISM = 4
+
+
+@dataclass(frozen=True, slots=True)
+class HashCost:
+    """Argon2id's work factors for new hashes (verifying reads them from the stored hash)."""
+
+    time_cost: int = 3
+    memory_kib: int = 64 * 1024
+
+    @classmethod
+    def of(cls, settings: Settings) -> HashCost:
+        """The cost the settings ask for."""
+        return cls(settings.admin_password_hash_time_cost, settings.admin_password_hash_memory_kib)
 
 
 class PasswordRejected(ValueError):
@@ -27,14 +43,16 @@ def check_new_password(password: str, min_length: int) -> None:
         raise PasswordRejected(f"the password is too long: use at most {MAX_PASSWORD_LENGTH} characters")
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, cost: HashCost) -> str:
     """The Argon2id hash to store."""
-    return PasswordHasher().hash(password)
+    hasher = PasswordHasher(time_cost=cost.time_cost, memory_cost=cost.memory_kib, parallelism=PARALLELISM,
+                            type=Type.ID)
+    return hasher.hash(password)
 
 
 def verify_password(stored: str, password: str) -> bool:
     """Whether the password matches the stored hash (never raises for a mismatch or a damaged hash)."""
     try:
-        return PasswordHasher().verify(stored, password)
+        return PasswordHasher().verify(stored, password)  # the hash carries its own type and cost
     except (VerificationError, InvalidHashError):
         return False

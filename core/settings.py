@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     admin_login_max_failures: int = Field(default=5, gt=0)
     admin_login_max_failures_per_address: int = Field(default=20, gt=0)
     admin_password_min_length: int = Field(default=12, ge=8)
+    # Argon2id cost of new password hashes (RFC 9106's second recommendation by default; a hash keeps its own).
+    admin_password_hash_time_cost: int = Field(default=3, ge=1)
+    admin_password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024)
 
     ledger_enabled: bool = True
     # "process": a child process ingests the spill into ClickHouse (the embedded engine's CPU and memory stay

@@ -13,13 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
 from admin.app import create_app
-from core.passwords import hash_password
+from core.passwords import HashCost, hash_password
 from core.settings import Settings
 from core.user_store import create_user
 
 PASSWORD = "correct horse battery staple"
-# Hashing is slow on purpose; the tests' users share one hash of the one password.
-PASSWORD_HASH = hash_password(PASSWORD)
+# Argon2id at its lowest cost: these tests are about sign-in behaviour, not the hash's strength (which
+# test_admin_passwords checks at the default cost). Users share one hash of the one password.
+QUICK_HASHING = {"admin_password_hash_time_cost": 1, "admin_password_hash_memory_kib": 1024}
+PASSWORD_HASH = hash_password(PASSWORD, HashCost(time_cost=1, memory_kib=1024))
 ORIGIN = "http://admin.test"
 
 
@@ -91,7 +93,7 @@ async def running_admin(
 ) -> AsyncIterator[Admin]:
     """The admin app with its lifespan entered, on a database the caller migrated."""
     clock = clock or DateClock()
-    app = create_app(settings, clock, **options)
+    app = create_app(settings.model_copy(update=QUICK_HASHING), clock, **options)
     async with AsyncExitStack() as stack:
         state = await stack.enter_async_context(app.router.lifespan_context(app))
         yield Admin(app, dict(state or {}), clock, sessions, stack)
