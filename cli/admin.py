@@ -89,10 +89,10 @@ def has_users(settings: Settings) -> bool:
     return asyncio.run(count()) > 0
 
 
-def register(sub: Sub) -> None:
+def register(sub: Sub, formatter: type[argparse.HelpFormatter] = argparse.HelpFormatter) -> None:
     """Add `netra admin` to the command line."""
     text = "serve the admin app alone, for production (run `netra migrate` first)"
-    cmd = sub.add_parser("admin", help=text, description=text)
+    cmd = sub.add_parser("admin", help=text, description=text, formatter_class=formatter)
     cmd.add_argument("--host", help="address to listen on (default: $NETRA_HOST, else 127.0.0.1)")
     cmd.add_argument("--port", type=int, help="port to listen on (default: $NETRA_ADMIN_PORT, else 8081)")
     cmd.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from cli import accounts, admin, ledger, policies, preflight, prices, serve, users
+from cli import accounts, admin, invoices, ledger, policies, preflight, prices, serve, users
 from cli.common import CommandError, fail
 from core.models import TIERS
 from core.settings import Settings
@@ -162,9 +162,10 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--version", action="version", version=f"netra {package_version()}")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serve, _add_tenants, _add_keys, _add_ledger, _add_prices, _add_policies, users.register,
-                admin.register):
+    for add in (_add_serve, _add_tenants, _add_keys, _add_ledger, _add_prices, _add_policies):
         add(sub)
+    for module in (invoices, users, admin):
+        module.register(sub, HelpFormatter)
     return root
 
 

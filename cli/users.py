@@ -76,20 +76,22 @@ def disable(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Sub) -> None:
+def register(sub: Sub, formatter: type[argparse.HelpFormatter] = argparse.HelpFormatter) -> None:
     """Add `netra users …` to the command line."""
     text = "manage admin app users (passwords are read from stdin, never from the command line)"
-    users = sub.add_parser("users", help=text, description=text)
+    users = sub.add_parser("users", help=text, description=text, formatter_class=formatter)
     actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
-    made = actions.add_parser("create", help="create a user; the password is read from stdin",
-                              description="create a user; the password is asked on a terminal, else read as "
-                                          "the first line of stdin")
+    made = actions.add_parser(
+        "create", help="create a user; the password is read from stdin", formatter_class=formatter,
+        description="create a user; the password is asked on a terminal, else read as the first line of stdin",
+    )
     made.add_argument("email", help="the user's email (stored lower-case)")
     made.add_argument("--role", required=True, choices=ROLES, help=ROLE_HELP)
     made.set_defaults(func=create)
-    shown = actions.add_parser("list", help="list users", description="list users")
+    shown = actions.add_parser("list", help="list users", description="list users", formatter_class=formatter)
     shown.add_argument("--json", action="store_true", help="print JSON instead of a table")
     shown.set_defaults(func=listing)
-    off = actions.add_parser("disable", help="disable a user", description="disable a user; its sessions end")
+    off = actions.add_parser("disable", help="disable a user", description="disable a user; its sessions end",
+                             formatter_class=formatter)
     off.add_argument("email", help="the user's email")
     off.set_defaults(func=disable)
