@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -11,9 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import refresh_tokens
 from core.migrate import alembic_config
 from core.settings import Settings
-from core.user_store import create_user
+from core.user_store import create_user, user_by_email
 from tests.unit.admin_harness import PASSWORD_HASH, running_admin
 
 pytestmark = pytest.mark.postgres
@@ -83,3 +85,28 @@ async def test_downgrade_removes_the_tables_and_the_trigger_function(
         await conn.close()
     assert not tables & {"users", "refresh_tokens", "login_attempts", "audit_log"} and not functions
     await asyncio.to_thread(command.upgrade, alembic_config(pg_settings), "head")
+
+
+async def test_two_refreshes_racing_with_one_token_let_one_through(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await add_audited_user(sessions)
+    now, ttl = datetime.now(UTC), timedelta(hours=1)
+    async with sessions() as session:
+        user = await user_by_email(session, "root@example.com")
+        assert user is not None
+        token = await refresh_tokens.issue(session, user.id, now, ttl)
+
+    async def use() -> refresh_tokens.Rotation | str:
+        async with sessions() as session:
+            try:
+                return await refresh_tokens.rotate(session, token, now, ttl)
+            except refresh_tokens.RefreshRefused as exc:
+                return exc.reason
+
+    outcomes = await asyncio.gather(use(), use())
+    winners = [o for o in outcomes if isinstance(o, refresh_tokens.Rotation)]
+    assert len(winners) == 1 and "reused" in outcomes
+    async with sessions() as session:  # the race counts as reuse: the winner's token went with the family
+        with pytest.raises(refresh_tokens.RefreshRefused, match="revoked"):
+            await refresh_tokens.rotate(session, winners[0].token, now, ttl)
