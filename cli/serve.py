@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
+from cli import admin as admin_cli
 from cli.common import fail
 from core.chmigrate import upgrade_clickhouse
 from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
@@ -46,14 +48,34 @@ def _refuse_if_held(settings: Settings, patience: float = 10.0) -> str | None:
         return None
 
 
+def _url(host: str, port: int, path: str) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}{path}"
+
+
+def announce(settings: Settings, admin_port: int) -> None:
+    """Where the two apps listen, and how to make the first admin user while there is none."""
+    print(f"gateway:   {_url(settings.host, settings.port, '/v1')}  (the OpenAI base URL)")
+    print(f"admin app: {_url(settings.host, admin_port, '/login')}")
+    if not admin_cli.has_users(settings):
+        print("no admin user yet: `netra users create you@example.com --role admin` makes one "
+              "(it reads the password from stdin)")
+    sys.stdout.flush()
+
+
 def run(args: argparse.Namespace) -> int:
-    """Apply migrations, then serve the gateway on whatever the settings say."""
+    """Apply migrations, then serve the gateway here and the admin app in a process of its own."""
     settings = settings_from(args)
     configure_logging(settings.log_level)
     if (problem := _refuse_if_held(settings)) is not None:
         return fail(problem)
     upgrade_relational(settings)
-    return serve(server_config(create_app(settings), settings))
+    admin_port = getattr(args, "admin_port", None) or settings.admin_port
+    admin = admin_cli.start_admin_process(settings, admin_port)
+    try:
+        announce(settings, admin_port)
+        return serve(server_config(create_app(settings), settings))
+    finally:
+        admin_cli.stop_admin_process(admin)
 
 
 def gateway(args: argparse.Namespace) -> int:

@@ -120,6 +120,6 @@ def make_netra(tmp: Path, fake_url: str, **env: str) -> Netra:
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("NETRA_") and k != "OPENAI_API_KEY"},
         "NETRA_DATA_DIR": str(tmp / "data"), "NETRA_CONFIG": str(config), "FAKE_OPENAI_KEY": FAKE_KEY,
-        "NETRA_LEDGER_FLUSH_INTERVAL": "0.05", **env,
+        "NETRA_LEDGER_FLUSH_INTERVAL": "0.05", "NETRA_ADMIN_PORT": str(free_port()), **env,
     }
     return Netra(data_dir=tmp, env=full_env, port=free_port())
