@@ -60,6 +60,11 @@ def load_policies(text: str, source: str) -> list[AnyPolicy]:
     return policies
 
 
+def validate_policy(value: Any) -> AnyPolicy:
+    """One policy document already parsed (the JSON form of a YAML document); raises ConfigProblem at the field."""
+    return _validate(value)
+
+
 def _documents(text: str, source: str) -> Iterator[tuple[yaml.Node, Any]]:
     """Each document's node tree (for line numbers) and its plain value."""
     loader = yaml.SafeLoader(text)
