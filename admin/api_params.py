@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 from starlette.requests import Request
 
+from admin.principal import client_address, principal_of
+from admin.services.changes import Actor
 from core.errors import InvalidParameter
 
 T = TypeVar("T")
@@ -31,6 +33,13 @@ def _whole(request: Request, name: str, default: int, low: int, high: int) -> in
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise InvalidParameter(f"'{name}' must be a whole number from {low} to {high}.", param=name)
     return int(raw)
+
+
+def optional_whole(request: Request, name: str, low: int = 1, high: int = 2**31 - 1) -> int | None:
+    """An optional whole-number query parameter within bounds."""
+    if request.query_params.get(name) is None:
+        return None
+    return _whole(request, name, 0, low, high)
 
 
 def page_of(request: Request) -> Page:
@@ -71,3 +80,8 @@ def string_list(body: dict[str, Any], name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise InvalidParameter(f"'{name}' must be a list of strings.", code="invalid_type", param=name)
     return value
+
+
+def actor_of(request: Request) -> Actor:
+    """The signed-in user making a change, and where from."""
+    return Actor(principal_of(request).email, client_address(request))

@@ -9,12 +9,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from admin.errors import http_error, netra_error, server_error
+from admin.ledger import LedgerAccess, OpenPerUse
 from admin.permissions import PERMISSIONS, PermissionGuard
 from admin.routes import routes
 from admin.secret import load_signing_key
@@ -44,7 +46,16 @@ def throttle_of(settings: Settings) -> Throttle:
                     settings.admin_login_max_failures_per_address)
 
 
-def lifespan_for(settings: Settings, clock: Clock) -> Lifespan:
+def open_redis(settings: Settings, stack: AsyncExitStack) -> Redis | None:
+    """The Redis client policy changes are announced on, when Redis is configured; closed with the stack."""
+    if not settings.redis_url:
+        return None
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    stack.push_async_callback(redis.aclose)
+    return redis
+
+
+def lifespan_for(settings: Settings, clock: Clock, ledger: LedgerAccess | None = None) -> Lifespan:
     """Build the state at start-up (engine, signing key) and dispose of it at shutdown."""
 
     @asynccontextmanager
@@ -57,7 +68,8 @@ def lifespan_for(settings: Settings, clock: Clock) -> Lifespan:
             decoy = await asyncio.to_thread(hash_password, secrets.token_urlsafe(16), cost)
             state = AdminState(settings=settings, engine=engine, sessions=create_sessionmaker(engine),
                                signing_key=key, clock=clock, throttle=throttle_of(settings), hash_cost=cost,
-                               unknown_user_hash=decoy)
+                               unknown_user_hash=decoy, ledger=ledger or OpenPerUse(settings),
+                               redis=open_redis(settings, stack))
             yield {"admin": state}
 
     return lifespan
@@ -65,15 +77,18 @@ def lifespan_for(settings: Settings, clock: Clock) -> Lifespan:
 
 def create_app(
     settings: Settings | None = None, clock: Clock | None = None,
-    permissions: Mapping[tuple[str, str], str] = PERMISSIONS,
+    permissions: Mapping[tuple[str, str], str] = PERMISSIONS, ledger: LedgerAccess | None = None,
 ) -> Starlette:
-    """The admin app (settings read from the environment when not given); run `netra migrate` before serving."""
+    """The admin app (settings read from the environment when not given); run `netra migrate` before serving.
+
+    `ledger`: where invoices read the ledger (default: the configured ClickHouse, opened for each use).
+    """
     settings = settings or Settings()
     app = AdminApp(
         routes=routes(),
         middleware=[Middleware(PermissionGuard, table=permissions)],
         exception_handlers={NetraError: netra_error, HTTPException: http_error, Exception: server_error},
-        lifespan=lifespan_for(settings, clock or utcnow),
+        lifespan=lifespan_for(settings, clock or utcnow, ledger),
     )
     app.router.redirect_slashes = False
     return app

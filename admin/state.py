@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
+from admin.ledger import LedgerAccess
 from core.login_throttle import Throttle
 from core.passwords import HashCost
 from core.settings import Settings
@@ -31,6 +33,9 @@ class AdminState:
     hash_cost: HashCost
     # Verified when an email matches no user, so an unknown address costs the time a wrong password does.
     unknown_user_hash: str
+    # Where invoices read the ledger, and the Redis client policy changes are announced on (None: not configured).
+    ledger: LedgerAccess
+    redis: Redis | None = None
 
     @property
     def access_ttl(self) -> timedelta:
