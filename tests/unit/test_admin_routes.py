@@ -3,6 +3,7 @@ headers on every response."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 
@@ -28,7 +29,7 @@ def calls(table: list[BaseRoute]) -> Iterator[tuple[str, str, str]]:
         if isinstance(route, Mount):
             yield "GET", route.path, f"{route.path}/login.js"
         elif isinstance(route, Route):
-            url = route.path.replace("{user_id}", "usr_0000000000000000")
+            url = re.sub(r"\{(\w+)\}", r"\1_0000000000000000", route.path)
             for method in sorted((route.methods or set()) - {"HEAD"}):
                 yield method, route.path, url
 
