@@ -6,7 +6,10 @@ import pytest
 
 from core.keys import hash_key
 from core.tenants import find_key
-from tests.integration.admin_api_harness import HOSTILE, Api, api, database, sqlite_sessions  # noqa: F401 - fixtures
+from tests.integration import admin_api_harness as harness
+from tests.integration.admin_api_harness import HOSTILE, Api
+
+api, database, sqlite_sessions = harness.api, harness.database, harness.sqlite_sessions  # the harness's fixtures
 
 UNKNOWN_TENANT = "ten_0000000000000000"
 
