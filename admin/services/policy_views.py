@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 import yaml
@@ -13,7 +14,7 @@ from core.models import PolicyEvent, PolicyVersion
 from policies.loader import validate_policy
 from policies.models import AnyPolicy
 
-MISSING = " is required"
+MISSING = re.compile(r"^(\w+) is required")
 
 
 def version_dict(row: PolicyVersion) -> dict[str, Any]:
@@ -35,11 +36,11 @@ def parse_document(document: dict[str, Any]) -> AnyPolicy:
     try:
         return validate_policy(document)
     except ConfigProblem as problem:
-        loc = problem.loc
-        if problem.message.endswith(MISSING) and " " not in problem.message.removesuffix(MISSING):
-            loc = (*loc, problem.message.removesuffix(MISSING))  # "ttl is required" is about the field ttl
+        loc, missing = problem.loc, MISSING.match(problem.message)
+        if missing:  # "ttl is required" is about the field ttl, though it sits at the place holding it
+            loc = (*loc, missing.group(1))
         where = place(loc)
-        message = f"{where}: {problem.message}" if where and not problem.message.endswith(MISSING) else problem.message
+        message = f"{where}: {problem.message}" if where and not missing else problem.message
         raise InvalidParameter(message, code="invalid_policy", param=where or None) from None
 
 
