@@ -11,6 +11,7 @@ import httpx
 import pytest
 from starlette.routing import BaseRoute, Mount, Route
 
+from admin import api
 from admin.permissions import PERMISSIONS, PUBLIC, REFRESH_COOKIE_RULE
 from admin.routes import routes
 from admin.security import CSP
@@ -155,3 +156,17 @@ async def test_login_page_loads_its_script_from_a_file(admin: Admin) -> None:
     assert '<script src="/static/login.js"' in page.text and "<script>" not in page.text
     script = await http.get("/static/login.js")
     assert script.status_code == 200 and "innerHTML" not in script.text
+
+
+def test_the_rest_api_roles_follow_the_issue() -> None:
+    """admin: everything; finance: invoices, and read-only elsewhere; viewer: read-only policies (and analytics)."""
+    for (method, path), role in api.PERMISSIONS.items():
+        if path == api.OPENAPI_PATH:
+            expected = PUBLIC
+        elif path.startswith("/api/invoices"):
+            expected = "finance"
+        elif method != "GET":
+            expected = "admin"
+        else:
+            expected = "viewer" if path.startswith("/api/policies") else "finance"
+        assert role == expected, (method, path, role)
