@@ -1,0 +1,75 @@
+"""In the ledger process: read-only queries from the socket's readers, on a client and thread of their own.
+
+The query client is a second chDB handle on the same store whose session is read-only and limited
+(core/ledger_reader.py `READ_SETTINGS`): ClickHouse refuses writes, results past the row limit and queries past
+the time limit. It has its own thread, so a long query never holds up ingest's inserts (chDB runs both at
+once); queries run one at a time, each bounded by the time limit, so readers cannot pile up work either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from core.ledger_reader import open_read_client
+from core.ledger_socket import dump_line
+from core.settings import Settings
+
+
+def error_line(message: str, code: str) -> bytes:
+    """A refusal as a reply line."""
+    return dump_line({"error": {"message": message, "code": code}})
+
+
+def _answer(client: Client, sql: str, parameters: dict[str, Any]) -> bytes:
+    """Run one query and render its reply line (both off the event loop: a big result costs CPU to encode)."""
+    try:
+        result = client.query(sql, parameters=parameters or None)
+    except (ClickHouseError, TypeError, ValueError) as exc:  # refused by the engine, or parameters it cannot bind
+        return error_line(str(exc), "query_refused")
+    return dump_line({"columns": list(result.column_names), "rows": result.result_rows})
+
+
+def parse_request(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters of a request (ValueError when it is not one)."""
+    sql, parameters = message.get("sql"), message.get("parameters") or {}
+    if not isinstance(sql, str) or not sql.strip():
+        raise ValueError('a query is {"sql": "SELECT …", "parameters": {…}}')
+    if not isinstance(parameters, dict):
+        raise ValueError('"parameters" is an object of named values')
+    return sql, parameters
+
+
+class QueryRunner:
+    """The read-only client and the one thread its queries run on."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-query")
+        self._client: Client | None = None
+
+    async def open(self) -> None:
+        """Open the read-only client (the store's tables exist by now)."""
+        settings = self._settings
+        self._client = await self._run(open_read_client, settings.resolved_clickhouse_url, settings.clickhouse_database)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def answer(self, sql: str, parameters: dict[str, Any]) -> bytes:
+        """The reply line for one query."""
+        if self._client is None:
+            return error_line("the ledger store is not open yet; try again", "store_not_open")
+        line: bytes = await self._run(_answer, self._client, sql, parameters)
+        return line
+
+    async def close(self) -> None:
+        """Wait for the query in hand, then close the client."""
+        await asyncio.to_thread(self._executor.shutdown, True)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
