@@ -118,6 +118,9 @@ class SocketReader(_Closing):
         """Send one query, wait for its rows."""
         try:
             self._sock.sendall(dump_line({"sql": sql, "parameters": parameters or {}}))
+        except BrokenPipeError:
+            pass  # the ledger closed at once: its refusal is waiting to be read
+        try:
             line = self._file.readline()
         except OSError as exc:
             raise LedgerUnavailable(f"the ledger process did not answer: {exc}") from None

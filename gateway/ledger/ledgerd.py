@@ -141,10 +141,11 @@ class LedgerProcess:
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    async def _listen(self) -> asyncio.AbstractServer:
+    async def listen(self) -> asyncio.AbstractServer:
         """The socket, mode 0600 from birth, in the data dir made private (mode 0700)."""
         data_dir = self.settings.data_dir
-        os.chmod(data_dir, 0o700)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)  # it holds the ledger, the keys database and this socket
         path = socket_path(data_dir)
         path.unlink(missing_ok=True)  # a socket left by a killed ledger process (we hold the lock)
         mask = os.umask(0o177)
@@ -158,7 +159,7 @@ class LedgerProcess:
 
     async def run(self) -> None:
         """Serve until stopped."""
-        server = await self._listen()
+        server = await self.listen()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.request_stop)
         loop.call_later(IDLE_EXIT, self._stop_if_idle)

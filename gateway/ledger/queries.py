@@ -25,13 +25,23 @@ def error_line(message: str, code: str) -> bytes:
     return dump_line({"error": {"message": message, "code": code}})
 
 
+class _Refused(Exception):
+    """A query the engine refused: its reply line, and the client to be replaced."""
+
+    def __init__(self, line: bytes) -> None:
+        super().__init__("query refused")
+        self.line = line
+
+
 def _answer(client: Client, sql: str, parameters: dict[str, Any]) -> bytes:
     """Run one query and render its reply line (both off the event loop: a big result costs CPU to encode)."""
     try:
         result = client.query(sql, parameters=parameters or None)
+        return dump_line({"columns": list(result.column_names), "rows": result.result_rows})
     except (ClickHouseError, TypeError, ValueError) as exc:  # refused by the engine, or parameters it cannot bind
-        return error_line(str(exc), "query_refused")
-    return dump_line({"columns": list(result.column_names), "rows": result.result_rows})
+        raise _Refused(error_line(str(exc), "query_refused")) from exc
+    except Exception as exc:  # the client's own failure to read a result: the reader gets an error, not a hang
+        raise _Refused(error_line(f"the query failed: {exc!r}", "query_failed")) from exc
 
 
 def parse_request(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -51,6 +61,7 @@ class QueryRunner:
         self._settings = settings
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-query")
         self._client: Client | None = None
+        self._turn = asyncio.Lock()  # one query at a time, and the client replaced between two
 
     async def open(self) -> None:
         """Open the read-only client (the store's tables exist by now)."""
@@ -62,9 +73,20 @@ class QueryRunner:
 
     async def answer(self, sql: str, parameters: dict[str, Any]) -> bytes:
         """The reply line for one query."""
+        async with self._turn:
+            return await self._answer(sql, parameters)
+
+    async def _answer(self, sql: str, parameters: dict[str, Any]) -> bytes:
         if self._client is None:
-            return error_line("the ledger store is not open yet; try again", "store_not_open")
-        line: bytes = await self._run(_answer, self._client, sql, parameters)
+            await self.open()  # the last query failed: its client may hold the rest of a broken result
+        assert self._client is not None
+        try:
+            line: bytes = await self._run(_answer, self._client, sql, parameters)
+        except _Refused as refused:
+            # A fresh handle after any failure: a client whose result was cut off mid-stream may misread the next.
+            client, self._client = self._client, None
+            await self._run(client.close)
+            return refused.line
         return line
 
     async def close(self) -> None:

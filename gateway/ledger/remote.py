@@ -77,6 +77,11 @@ class LedgerLauncher:
         self._proc.stdin.write(child_settings(self._settings))
         self._proc.stdin.close()
 
+    def wait(self, timeout: float) -> int | None:
+        """Wait for the ledger process this gateway started to exit; its status (None if none was started)."""
+        proc, self._proc = self._proc, None
+        return None if proc is None else proc.wait(timeout)
+
     def reap(self) -> None:
         """Collect the exit status of a ledger process this gateway started, if it has ended."""
         if self._proc is not None and self._proc.poll() is not None:

@@ -120,7 +120,7 @@ async def _follow(hub: Hub, first: dict[str, Any], reader: asyncio.StreamReader,
 
 async def _control(hub: Hub, follower: Follower, reader: asyncio.StreamReader) -> None:
     """Apply the gateway's control lines until it closes its end."""
-    while line := await reader.readline():
+    while line := await _control_line(reader):
         try:
             message = load_line(line)
         except ValueError:
@@ -129,3 +129,11 @@ async def _control(hub: Hub, follower: Follower, reader: asyncio.StreamReader) -
         follower.control(message)
         if "hurry" in message:
             hub.poke_scan()  # a drain also waits for dead writers' spills
+
+
+async def _control_line(reader: asyncio.StreamReader) -> bytes:
+    """The next control line; empty when the gateway closed its end or went away."""
+    try:
+        return await reader.readline()
+    except (ConnectionError, ValueError):  # gone, or a line past the limit (no gateway sends one)
+        return b""
