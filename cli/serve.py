@@ -15,6 +15,8 @@ from core.settings import Settings
 from gateway.app import create_app
 from gateway.server import serve, server_config
 
+WORKER_HEALTHCHECK = 60  # seconds a worker may take to answer a health ping (uvicorn kills it after)
+
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with --host/--port taking precedence."""
@@ -35,7 +37,12 @@ def gateway(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     configure_logging(settings.log_level)
     if args.workers > 1:
-        return serve(server_config("gateway.app:create_app", settings, factory=True, workers=args.workers))
+        # A worker imports the whole app before it can answer the supervisor's first health ping: on a busy
+        # machine that takes longer than uvicorn's 5 s default, and the worker would be killed as hung.
+        return serve(server_config(
+            "gateway.app:create_app", settings, factory=True, workers=args.workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK,
+        ))
     return serve(server_config(create_app(settings), settings))
 
 
