@@ -102,6 +102,9 @@ class LedgerProcess:
                 await self._store_open.wait()
         except TimeoutError:
             return error_line("the ledger store is not open yet; try again", "store_not_open")
+        assert self._store is not None
+        if not self._store.embedded:
+            return error_line("the ledger is on a ClickHouse server: query it directly", "not_embedded")
         return await self._queries.answer(sql, parameters)
 
     async def _open_store(self) -> None:
@@ -117,8 +120,7 @@ class LedgerProcess:
                 log.warning("ledger process cannot open ClickHouse; retrying in %.1fs: %s", delay, exc)
             await asyncio.sleep(delay)
         self._store = store
-        await self._queries.open()
-        self._store_open.set()
+        self._store_open.set()  # the read-only client opens with the first query
 
     async def _scan(self) -> None:
         """Replay dead writers' spills every RESCAN (or when poked), and tell gateways a pass is done."""

@@ -9,6 +9,7 @@ once); queries run one at a time, each bounded by the time limit, so readers can
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,6 +19,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from core.ledger_reader import open_read_client
 from core.ledger_socket import dump_line
 from core.settings import Settings
+
+log = logging.getLogger("netra.ledger")
 
 
 def error_line(message: str, code: str) -> bytes:
@@ -63,10 +66,20 @@ class QueryRunner:
         self._client: Client | None = None
         self._turn = asyncio.Lock()  # one query at a time, and the client replaced between two
 
-    async def open(self) -> None:
-        """Open the read-only client (the store's tables exist by now)."""
+    async def _open(self) -> bool:
+        """Open the read-only client (the store's tables exist by now); False, logged, when it cannot be opened.
+
+        Ingest never waits on it: a reader asking later gets another try, or an error.
+        """
         settings = self._settings
-        self._client = await self._run(open_read_client, settings.resolved_clickhouse_url, settings.clickhouse_database)
+        try:
+            self._client = await self._run(
+                open_read_client, settings.resolved_clickhouse_url, settings.clickhouse_database
+            )
+        except Exception as exc:  # the reader gets an error line; ingest goes on regardless
+            log.error("ledger process: the read-only query client cannot be opened: %s", exc)
+            return False
+        return True
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -77,8 +90,9 @@ class QueryRunner:
             return await self._answer(sql, parameters)
 
     async def _answer(self, sql: str, parameters: dict[str, Any]) -> bytes:
-        if self._client is None:
-            await self.open()  # the last query failed: its client may hold the rest of a broken result
+        # No client: the last query failed (its client may hold the rest of a broken result), or opening failed.
+        if self._client is None and not await self._open():
+            return error_line("the ledger's read-only client cannot be opened; see the gateway's log", "unavailable")
         assert self._client is not None
         try:
             line: bytes = await self._run(_answer, self._client, sql, parameters)
