@@ -147,7 +147,10 @@ class LedgerProcess:
         """The socket, mode 0600 from birth, in the data dir made private (mode 0700)."""
         data_dir = self.settings.data_dir
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(data_dir, 0o700)  # it holds the ledger, the keys database and this socket
+        try:
+            os.chmod(data_dir, 0o700)  # it holds the ledger, the keys database and this socket
+        except OSError as exc:  # not ours to change (a mount point): the socket's mode and the uid check remain
+            log.warning("ledger process: cannot make %s private: %s", data_dir, exc)
         path = socket_path(data_dir)
         path.unlink(missing_ok=True)  # a socket left by a killed ledger process (we hold the lock)
         mask = os.umask(0o177)
