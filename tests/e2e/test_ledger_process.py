@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +30,13 @@ def netra(tmp_path: Path, fake_url: str) -> Iterator[Netra]:
     instance.env["TEST_KEY"] = instance.cli("keys", "create", "--tenant", "acme").stdout.strip()
     yield instance
     if instance.proc is not None:
-        instance.proc.kill()
-        instance.proc.wait()
+        # SIGTERM first: killing the supervisor of `--workers` outright would leave its workers running.
+        instance.proc.terminate()
+        try:
+            instance.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            instance.proc.kill()
+            instance.proc.wait()
 
 
 def call(netra: Netra, rid: str, model: str = "gpt-4o-mini") -> int:
