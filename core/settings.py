@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     admin_password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024)
 
     ledger_enabled: bool = True
-    # "process": a child process ingests the spill into ClickHouse (the embedded engine's CPU and memory stay
-    # out of the gateway); "thread": this process does (tests that read the same embedded store use it).
+    # "process": the data dir's one ledger process ingests the spill into ClickHouse (the embedded engine's CPU and
+    # memory stay out of the gateway); "thread": this process does (tests that read the same embedded store use it).
     ledger_ingest: Literal["process", "thread"] = "process"
     ledger_segment_bytes: int = 16 * 1024 * 1024
     ledger_batch_rows: int = 10_000

@@ -59,7 +59,7 @@ async def record_prices(config: GatewayConfig, sessions: async_sessionmaker[Asyn
 
 
 async def open_store(settings: Settings, stack: AsyncExitStack) -> ClickHouseStore | None:
-    """The analytics store, migrated, when this process ingests (None with the ledger off or ingesting in a child)."""
+    """The analytics store, migrated, when this process ingests (None: ledger off, or the ledger process ingests)."""
     if not settings.ledger_enabled or settings.ledger_ingest == "process":
         return None
     store = await asyncio.to_thread(ClickHouseStore.open, settings)
