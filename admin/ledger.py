@@ -1,8 +1,8 @@
-"""How the admin app reaches the ledger (ClickHouse) for invoices: a store opened for each use, or one it is given.
+"""How the admin app reads the ledger (ClickHouse) for invoices: a reader opened for each use, or one it is given.
 
-With the embedded store, a running Netra's ledger process holds chDB: opening it here is refused (503
-ledger_unavailable) until the admin app reads through the ledger process's socket; a ClickHouse server is
-always reachable.
+The default opens `core.ledger_reader.open_reader` for each operation: a ClickHouse server directly, or, with the
+embedded store, the running Netra's ledger process over its socket (the store itself when no Netra runs). A
+ledger that cannot be reached is a 503 ledger_unavailable.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from typing import Protocol
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from core.chmigrate import upgrade_clickhouse
-from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
+from core.clickhouse import ClickHouseLocked
 from core.errors import ServiceUnavailable
+from core.ledger_reader import LedgerReader, LedgerUnavailable, open_reader
 from core.settings import Settings
+
+# How long a request waits for a ledger process that is starting or stopping before answering 503.
+PATIENCE_SECONDS = 5.0
 
 
 def unavailable() -> ServiceUnavailable:
@@ -27,34 +30,25 @@ def unavailable() -> ServiceUnavailable:
 
 
 class LedgerAccess(Protocol):
-    """Gives a ledger store for the length of one operation."""
+    """Gives a ledger reader for the length of one operation."""
 
-    def store(self) -> AbstractAsyncContextManager[ClickHouseStore]:
-        """The store, open while the context lasts."""
+    def reader(self) -> AbstractAsyncContextManager[LedgerReader]:
+        """The reader, open while the context lasts."""
 
 
 class OpenPerUse:
-    """Opens the configured store for each use and closes it after (the embedded one is not held between uses)."""
+    """Opens a reader on the configured ledger for each use and closes it after (nothing is held between uses)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, patience: float = PATIENCE_SECONDS) -> None:
         self.settings = settings
-
-    def _open(self) -> ClickHouseStore:
-        refuse_if_held(self.settings)
-        opened = ClickHouseStore.open(self.settings)
-        try:
-            upgrade_clickhouse(opened)  # as `netra invoices` does: a store never written to reads as empty
-        except BaseException:
-            opened.close()
-            raise
-        return opened
+        self.patience = patience
 
     @asynccontextmanager
-    async def store(self) -> AsyncIterator[ClickHouseStore]:
-        """The store, opened off the event loop."""
+    async def reader(self) -> AsyncIterator[LedgerReader]:
+        """The reader, opened off the event loop."""
         try:
-            opened = await asyncio.to_thread(self._open)
-        except (ClickHouseLocked, ClickHouseError, OSError, RuntimeError) as exc:
+            opened = await asyncio.to_thread(open_reader, self.settings, self.patience)
+        except (LedgerUnavailable, ClickHouseLocked, ClickHouseError, OSError) as exc:
             raise unavailable() from exc
         try:
             yield opened
@@ -62,13 +56,13 @@ class OpenPerUse:
             await asyncio.to_thread(opened.close)
 
 
-class SharedStore:
-    """A store someone else opened and will close (a test's, or a process that owns one)."""
+class SharedReader:
+    """A reader someone else opened and will close (a test's store, or a process that owns one)."""
 
-    def __init__(self, opened: ClickHouseStore) -> None:
+    def __init__(self, opened: LedgerReader) -> None:
         self.opened = opened
 
     @asynccontextmanager
-    async def store(self) -> AsyncIterator[ClickHouseStore]:
-        """The shared store, left open."""
+    async def reader(self) -> AsyncIterator[LedgerReader]:
+        """The shared reader, left open."""
         yield self.opened

@@ -23,6 +23,7 @@ from core.invoices.document import iso
 from core.invoices.pdfform import render_pdf
 from core.invoices.records import STATUSES, InvoiceRecord
 from core.invoices.terms import InvoiceError, Month
+from core.ledger_reader import LedgerQueryError, LedgerUnavailable
 
 Sessions = async_sessionmaker[AsyncSession]
 FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
@@ -65,9 +66,9 @@ async def _ledger_work(
     ledger: LedgerAccess, sessions: Sessions, work: Callable[[service.Books], Awaitable[Any]]
 ) -> Any:
     try:
-        async with ledger.store() as opened:
+        async with ledger.reader() as opened:
             return await work(service.Books(sessions, opened))
-    except (ClickHouseError, OSError) as exc:
+    except (LedgerUnavailable, LedgerQueryError, ClickHouseError, OSError) as exc:
         raise unavailable() from exc
 
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from admin.ledger import SharedStore
+from admin.ledger import SharedReader
 from core.clickhouse import ClickHouseStore
 from core.invoices.document import content_hash
+from core.settings import Settings
 from tests.integration import admin_api_harness as harness
 from tests.integration.admin_api_harness import HOSTILE, Api, Database, running_api
 from tests.invoice_rows import ledger_row
@@ -26,7 +27,7 @@ NUMBER = "NET-2026-000001"  # the admin harness's clock stands at 2026-12-01 12:
 @pytest.fixture
 async def api(database: Database, clickhouse_store: ClickHouseStore) -> AsyncIterator[Api]:
     """The admin app reading this test's chDB ledger."""
-    async with running_api(database, ledger=SharedStore(clickhouse_store)) as running:
+    async with running_api(database, ledger=SharedReader(clickhouse_store)) as running:
         yield running
 
 
@@ -158,3 +159,15 @@ async def test_an_unreachable_ledger_is_a_503(database: Database) -> None:
         error = await api.refused("GET", f"/api/invoices/draft?tenant_id={tid}&month=2026-10", "finance", 503,
                                   "ledger_unavailable")
         assert "127.0.0.1" not in error["message"]
+
+
+async def test_by_default_the_ledger_is_opened_for_each_request(
+    database: Database, settings: Settings, clickhouse_store: ClickHouseStore
+) -> None:
+    # No reader given: the app opens the configured (embedded) store as `netra invoices` does, while no Netra runs.
+    ledger = {"clickhouse_url": settings.clickhouse_url, "clickhouse_database": settings.clickhouse_database}
+    async with running_api(Database(database.settings.model_copy(update=ledger), database.sessions)) as api:
+        tid = await tenant_with_rows(api, clickhouse_store)
+        for _ in range(2):
+            draft = await api.ok("GET", f"/api/invoices/draft?tenant_id={tid}&month=2026-10", "finance")
+            assert (draft["calls"], draft["savings"]) == (3, "1.45")
