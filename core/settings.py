@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     # once their bytes pass this bound.
     cache_max_bytes: int = 256 * 1024 * 1024
 
+    # The deferred lane (x-netra-defer): queued requests go to a provider batch job once this many are queued for
+    # one provider model or the oldest has waited the window; submitted jobs are polled at the poll interval.
+    defer_max_requests: int = Field(default=10_000, gt=0)
+    defer_window: float = Field(default=60.0, gt=0)
+    defer_poll_interval: float = Field(default=30.0, gt=0)
+
     ledger_enabled: bool = True
     # "process": a child process ingests the spill into ClickHouse (the embedded engine's CPU and memory stay
     # out of the gateway); "thread": this process does (tests that read the same embedded store use it).

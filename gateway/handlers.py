@@ -15,6 +15,7 @@ from gateway.cache_plan import plan_for
 from gateway.caching import netra_headers, serve_cached
 from gateway.calls import start_row
 from gateway.context import CallContext
+from gateway.deferred import defer
 from gateway.limits import LimitResult
 from gateway.providers.base import Provider, UpstreamCall
 from gateway.responses import BytesResponse, ProxyResponse, SSEResponse
@@ -100,6 +101,9 @@ async def prepare(request: Request, endpoint: str) -> tuple[GatewayState, CallCo
 async def proxy(request: Request, endpoint: str) -> ProxyResponse:
     """Serve one call of an OpenAI endpoint: the policy decision, then the cache or the provider."""
     state, ctx, call = await prepare(request, endpoint)
+    deferred = await defer(state, ctx, call, request.headers)
+    if deferred is not None:
+        return deferred  # answered 202; its ledger row comes with the batch result
     plan = plan_for(state.policies.snapshot, ctx, call, request.headers)
     ctx.cache_outcome = "bypass"
     state.ledger.begin(start_row(ctx))
