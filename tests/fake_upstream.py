@@ -7,13 +7,25 @@ message ``echo: text`` is echoed. How JSON and SSE are laid out on the wire (com
 CRLF, CR, split across writes) is ``FakeUpstream(wire=...)``, ``--wire``, or ``wire-<layout>`` in the model name: see
 ``tests/fake_upstream_wire.py``.
 
+Failures switched at run time, per exact model (or deployment) name: ``fake.fail(model, 429, times=2, retry_after=1)``,
+``"reset"``, ``"hang"``, ``"midstream"``, ``fake.heal()``, and ``fake.calls(model)`` counting the requests that reached
+the fake: see ``tests/fake_upstream_failures.py``.
+
+OpenAI Files (``/v1/files``, Azure ``/openai/files``) and Batches (``/v1/batches``, Azure ``/openai/batches``), and
+Anthropic Message Batches (``/v1/messages/batches``): batched requests are answered like live ones (model-name
+behaviours apply), and a batch finishes ``fake.batch_delay`` seconds after creation, when next looked at;
+``fake.hold_batches()`` and ``fake.complete_batches()`` steer it; ``fake.files`` and ``fake.batches`` hold them. See
+``tests/fake_upstream_files.py``, ``tests/fake_upstream_batches.py``, ``tests/fake_upstream_message_batches.py`` and
+``tests/fake_upstream_batch_run.py``.
+
 In-process::
 
     async with FakeUpstream() as fake:
         client = openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key=fake.api_key)
 
 As a process: ``python -m tests.fake_upstream --port 9000``, inspected through ``GET /_fake/requests``,
-``GET /_fake/stats`` and ``POST /_fake/reset``.
+``GET /_fake/stats``, ``GET /_fake/calls`` and ``POST /_fake/reset``; failures switched through ``POST``/``DELETE``
+``/_fake/failures``.
 """
 
 from __future__ import annotations
@@ -30,9 +42,14 @@ import orjson
 from aiohttp import web
 
 from tests.fake_upstream_anthropic import message, message_events
+from tests.fake_upstream_batch_run import Batch, BatchBook
+from tests.fake_upstream_batches import BatchRoutes
 from tests.fake_upstream_chat import chat_chunks, chat_completion
 from tests.fake_upstream_dialects import JSON, AnthropicDialect, AzureDialect, OpenAIDialect
+from tests.fake_upstream_failures import FailureRoutes, RetryAfter
+from tests.fake_upstream_files import FileRoutes, FileStore, StoredFile
 from tests.fake_upstream_http import Endpoint, Handler, ProviderHandlers, RecordedRequest, UpstreamState
+from tests.fake_upstream_message_batches import MessageBatchRoutes
 from tests.fake_upstream_openai import MODELS_BODY, completion, completion_chunks, embeddings, model_body
 from tests.fake_upstream_responses import response, response_events
 from tests.fake_upstream_wire import WIRES
@@ -73,6 +90,7 @@ class FakeUpstream:
         self.host, self.port = host, port
         self.url = ""
         self.state = UpstreamState(record=record, wire=wire)
+        self.book = BatchBook(FileStore(), self.state.wire)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -90,23 +108,85 @@ class FakeUpstream:
         """Streams written to the end."""
         return self.state.completed_streams
 
+    @property
+    def files(self) -> dict[str, StoredFile]:
+        """Files uploaded or produced by batches, by id."""
+        return self.book.files.files
+
+    @property
+    def batches(self) -> dict[str, Batch]:
+        """OpenAI batches (``batch_…``) and Anthropic message batches (``msgbatch_…``), by id."""
+        return self.book.batches
+
+    @property
+    def batch_delay(self) -> float:
+        """Seconds a batch runs before it finishes, checked whenever it is looked at (default 0)."""
+        return self.book.delay
+
+    @batch_delay.setter
+    def batch_delay(self, seconds: float) -> None:
+        self.book.delay = seconds
+
+    def hold_batches(self, hold: bool = True) -> None:
+        """Keep batches in progress (however long they have run) until ``complete_batches``."""
+        self.book.held = hold
+
+    def complete_batches(self) -> None:
+        """Finish every open batch now."""
+        self.book.complete_all()
+
     def reset(self) -> None:
-        """Forget recorded requests and counters."""
+        """Forget recorded requests and counters (switched failures, files and batches stay)."""
         self.state.reset()
+
+    def fail(
+        self,
+        model: str,
+        mode: int | str,
+        *,
+        times: int | None = None,
+        retry_after: RetryAfter = None,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        """Fail the next ``times`` requests for ``model`` (all, when None) with a status, ``"reset"``, ``"hang"``
+        or ``"midstream"``: see ``tests/fake_upstream_failures.py``."""
+        self.state.failures.fail(model, mode, times=times, retry_after=retry_after, retry_after_ms=retry_after_ms)
+
+    def heal(self, model: str | None = None) -> None:
+        """Stop failing ``model`` (every model, when None)."""
+        self.state.failures.heal(model)
+
+    def calls(self, model: str) -> int:
+        """How many requests for ``model`` reached the fake since the last reset, failed ones included."""
+        return self.state.failures.calls(model)
 
     def build_app(self) -> web.Application:
         """The aiohttp application: provider routes plus the ``/_fake`` introspection routes."""
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         handlers = ProviderHandlers(self.state)
-        for path, endpoint in endpoints(self.api_key, self.anthropic_key):
+        table = endpoints(self.api_key, self.anthropic_key)
+        for path, endpoint in table:
             app.router.add_post(path, handlers.route(endpoint))
+        self._add_batches(app, dict(table))
         openai = OpenAIDialect(self.api_key)
         app.router.add_get("/v1/models", _fixed(handlers, openai, lambda _: MODELS_BODY))
         app.router.add_get("/v1/models/{model}", _fixed(handlers, openai, model_body))
         app.router.add_get("/_fake/requests", self._recorded)
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_post("/_fake/reset", self._reset)
+        FailureRoutes(self.state.failures).register(app)
         return app
+
+    def _add_batches(self, app: web.Application, table: dict[str, Endpoint]) -> None:
+        """Files, Batches and Message Batches, answering batched requests with the live endpoints' functions."""
+        dialects = [OpenAIDialect(self.api_key), AzureDialect(self.api_key)]
+        FileRoutes(self.state, self.book.files, *dialects).register(app)
+        openai_paths = [path for path in table if path.startswith("/v1/") and path != "/v1/messages"]
+        answerers = {path: table[path] for path in openai_paths}
+        BatchRoutes(self.state, self.book, answerers, dialects).register(app)
+        anthropic = table["/v1/messages"]
+        assert isinstance(anthropic.dialect, AnthropicDialect)
+        MessageBatchRoutes(self.state, self.book, anthropic, anthropic.dialect).register(app)
 
     async def start(self) -> None:
         """Bind and serve; handlers are cancelled when their client disconnects."""
@@ -120,6 +200,7 @@ class FakeUpstream:
 
     async def stop(self) -> None:
         """Stop serving and close open connections."""
+        self.state.failures.release()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tests.fake_upstream_behaviour import Behaviour, Stream, behaviour_for, next_id
 from tests.fake_upstream_dialects import JSON, Dialect
+from tests.fake_upstream_failures import MIDSTREAM, Failure, FailureBook, cut_short
 from tests.fake_upstream_wire import SPLIT_PAUSE_S, Wire, wire_named
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,12 +73,14 @@ class UpstreamState:
         self.cancelled_streams = 0
         self.completed_streams = 0
         self.flaky_turns: Counter[str] = Counter()
+        self.failures = FailureBook()
 
     def reset(self) -> None:
         """Forget everything received so far (the request list is cleared in place)."""
         self.requests.clear()
         self.request_count = self.cancelled_streams = self.completed_streams = 0
         self.flaky_turns.clear()
+        self.failures.reset()
 
     async def receive(self, request: web.Request) -> Any:
         """Read, parse and record a request; return its JSON body or None."""
@@ -143,23 +146,41 @@ class ProviderHandlers:
         return handler
 
     async def handle(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
-        """Record, authenticate, validate, then answer as the model name asks."""
+        """Record, count, authenticate, validate, apply a switched failure, then answer as the model name asks."""
         body = await self.state.receive(request)
         dialect = endpoint.dialect
+        model = request.match_info.get("deployment") or (body.get("model") if isinstance(body, dict) else None)
+        switched = self.state.failures.take(str(model)) if model else None
         if not dialect.authorised(request):
             return dialect.unauthorised()
         if not isinstance(body, dict):
             return dialect.invalid(INVALID_JSON, None, "invalid_json")
-        model = request.match_info.get("deployment") or body.get("model")
         missing = next((field for field in endpoint.required if field not in body), None) if model else "model"
         if missing:
             return dialect.missing(missing)
         behaviour = behaviour_for(str(model))
+        if switched is not None:
+            outcome = await self.switched(request, endpoint, body, switched, behaviour)
+            if isinstance(outcome, web.StreamResponse):
+                return outcome
+            behaviour = outcome
         if body.get("stream") is True and endpoint.stream is not None:
             return await self.stream(request, endpoint, body, str(model), behaviour)
         failure = await self.misbehave(dialect, str(model), behaviour)
         answer = endpoint.answer(body, str(model), behaviour)
         return failure or json_response(answer, dialect, self.state.wire_for(behaviour))
+
+    async def switched(
+        self, request: web.Request, endpoint: Endpoint, body: dict[str, Any], failure: Failure, behaviour: Behaviour
+    ) -> web.StreamResponse | Behaviour:
+        """Fail as switched on by ``fake.fail``; a ``midstream`` stream goes on as a ``midstream-fail`` model's."""
+        model = str(request.match_info.get("deployment") or body["model"])
+        if failure.mode != MIDSTREAM:
+            return await self.state.failures.inflict(request, failure, endpoint.dialect, model)
+        if body.get("stream") is True and endpoint.stream is not None:
+            return replace(behaviour, midstream_fail=True)
+        answer = self.state.wire_for(behaviour).json(endpoint.answer(body, model, behaviour))
+        return await cut_short(request, answer, {endpoint.dialect.request_id_header: next_id("req_fake")})
 
     async def models(self, request: web.Request, dialect: Dialect, body: bytes) -> web.StreamResponse:
         """A fixed, authenticated GET answer (the model list or one model)."""
