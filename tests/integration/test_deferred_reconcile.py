@@ -1,4 +1,4 @@
-"""A process that dies mid-submit: the next one adopts the batch it created, or requeues what never reached the provider.
+"""A process that dies mid-submit: the next adopts the batch it created, or requeues what never reached the provider.
 
 The lane's steps run against the fake provider and a migrated SQLite database; a "dead" process is one that got
 part-way through a submit (claimed, uploaded, created) and never recorded the rest.

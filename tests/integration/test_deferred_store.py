@@ -99,9 +99,9 @@ async def test_concurrent_claims_split_the_queue_without_overlap(store: Sessions
             jobs.claim_group(store, GROUP, f"owner{n}", 5, utcnow(), 60) for n in range(4)
         ))
         claimed += [[r.id for r in got[1]] for got in claims if got is not None]
-        if len(sum(claimed, [])) == len(ids):
+        if sum(len(batch) for batch in claimed) == len(ids):
             break
-    flat = sum(claimed, [])
+    flat = [rid for batch in claimed for rid in batch]
     assert sorted(flat) == sorted(ids)  # every request claimed, none twice
     assert all(0 < len(batch) <= 5 for batch in claimed)
     by_job = await statuses(store)
