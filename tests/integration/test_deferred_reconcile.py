@@ -7,9 +7,10 @@ part-way through a submit (claimed, uploaded, created) and never recorded the re
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 import pytest
@@ -159,3 +160,27 @@ async def test_a_live_create_is_not_reconciled_under_its_owner(lane: Lane, fake_
     async with lane.sessions() as session:
         job = await session.get(DeferredJob, claimed[0].id)
     assert job is not None and job.owner == "busy" and fake_upstream.batches == {}
+
+
+async def test_two_processes_sharing_the_database_submit_and_poll_each_request_once(
+    lane: Lane, fake_upstream: FakeUpstream
+) -> None:
+    small = lane.alive.settings.model_copy(update={"defer_max_requests": 4})
+    first, second = (replace(ctx, settings=small) for ctx in (lane.dead, lane.alive))
+    ids = await queue(lane, OPENAI, 10)
+    for _ in range(4):
+        await asyncio.sleep(0.05)
+        await asyncio.gather(work.submit_due(first), work.submit_due(second))
+        await asyncio.gather(work.poll_due(first), work.poll_due(second))
+    submitted = [
+        json.loads(line)["custom_id"] for stored in fake_upstream.files.values() if stored.purpose == "batch"
+        for line in stored.content.splitlines() if line.strip()
+    ]
+    assert sorted(submitted) == sorted(ids)  # every request in exactly one batch
+    assert all(len(b) <= 4 for b in _inputs(fake_upstream)) and len(fake_upstream.batches) == 3
+    assert {status for status, _ in (await states(lane)).values()} == {COMPLETED}
+
+
+def _inputs(fake: FakeUpstream) -> list[list[bytes]]:
+    inputs = [f for f in fake.files.values() if f.purpose == "batch"]
+    return [[line for line in f.content.splitlines() if line.strip()] for f in inputs]
