@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from cli import accounts, ledger, policies, preflight, prices, serve
+from cli import accounts, invoices, ledger, policies, preflight, prices, serve
 from cli.common import CommandError, fail
 from core.models import TIERS
 from core.settings import Settings
@@ -163,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_serve, _add_tenants, _add_keys, _add_ledger, _add_prices, _add_policies):
         add(sub)
+    invoices.register(sub, HelpFormatter)
     return root
 
 

@@ -83,6 +83,8 @@ class ModelConfig(BaseModel):
     provider: str
     upstream: str | None = None
     price: PriceOverride | None = None
+    # Configured model names tried in order when this one fails before its answer starts (429, 5xx, timeouts).
+    fallbacks: tuple[str, ...] = ()
 
     @property
     def upstream_name(self) -> str:
@@ -111,12 +113,17 @@ class GatewayConfig(BaseModel):
         return self._withheld.get(model)
 
     def model_named(self, name: str) -> ModelConfig | None:
-        """The configured model with this public name."""
+        """The configured model with this public name (its first deployment)."""
         return next((m for m in self.models if m.name == name), None)
 
-    def provider_named(self, name: str) -> ProviderConfig:
-        """The provider with this name."""
-        return next(p for p in self.providers if p.name == name)
+    def deployments_of(self, name: str) -> tuple[ModelConfig, ...]:
+        """Every deployment of a model name: each entry of the file with that name, in file order."""
+        return tuple(m for m in self.models if m.name == name)
+
+    def fallbacks_of(self, name: str) -> tuple[str, ...]:
+        """The model's own fallbacks (the same on each of its deployments)."""
+        first = self.model_named(name)
+        return first.fallbacks if first is not None else ()
 
 
 def _read_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
@@ -198,15 +205,36 @@ def _check_references(config: GatewayConfig, withheld: set[int]) -> None:
             raise ConfigProblem(("providers", i, "base_url"), problem)
         if i not in withheld and (problem := _credential_problem(provider)) is not None:
             raise ConfigProblem(("providers", i), problem)
-    models: set[str] = set()
+    _check_models(config, seen)
+
+
+def _check_models(config: GatewayConfig, providers: set[str]) -> None:
+    """Each model on a declared provider; a name may repeat (deployments), never with the same provider and upstream."""
+    deployments: set[tuple[str, str, str]] = set()
     for i, model in enumerate(config.models):
-        if model.provider not in seen:
-            declared = ", ".join(sorted(seen)) or "none"
+        if model.provider not in providers:
+            declared = ", ".join(sorted(providers)) or "none"
             raise ConfigProblem(("models", i, "provider"), f"{model.provider!r} is not a declared provider "
                                                            f"(declared: {declared})")
-        if model.name in models:
-            raise ConfigProblem(("models", i, "name"), f"{model.name!r} is declared twice")
-        models.add(model.name)
+        deployment = (model.name, model.provider, model.upstream_name)
+        if deployment in deployments:
+            raise ConfigProblem(("models", i, "name"), f"{model.name!r} is declared twice on provider "
+                                                       f"{model.provider!r} with the same upstream model")
+        deployments.add(deployment)
+        _check_fallbacks(config, i, model)
+
+
+def _check_fallbacks(config: GatewayConfig, index: int, model: ModelConfig) -> None:
+    """Fallbacks name other configured models, and every deployment of a name lists the same ones."""
+    names = {m.name for m in config.models}
+    for j, fallback in enumerate(model.fallbacks):
+        if fallback == model.name or fallback not in names:
+            why = "is the model itself" if fallback == model.name else "is not a configured model"
+            raise ConfigProblem(("models", index, "fallbacks", j), f"{fallback!r} {why}")
+    first = config.model_named(model.name)
+    if first is not None and model.fallbacks and first.fallbacks != model.fallbacks:
+        raise ConfigProblem(("models", index, "fallbacks"), f"deployments of {model.name!r} list different "
+                                                            "fallbacks; list them on each the same, or on the first")
 
 
 def _base_url_problem(provider: ProviderConfig) -> str | None:

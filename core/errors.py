@@ -44,6 +44,8 @@ class NetraError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = "server_error"
     default_code: ClassVar[str] = "internal_error"
+    # The provider's own retry hint in seconds, on errors made from a provider's answer (None: it sent none).
+    provider_retry_after: float | None = None
 
     def __init__(
         self,

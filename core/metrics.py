@@ -28,6 +28,7 @@ class GatewayMetrics:
         )
         self._add_timings(r)
         self._add_cache(r)
+        self._add_resilience(r)
 
     def _add_timings(self, r: CollectorRegistry) -> None:
         self.latency = Histogram(
@@ -51,6 +52,24 @@ class GatewayMetrics:
         self.cache_bypass = Counter(
             "netra_cache_bypass", "Cacheable requests served without the cache, by reason (e.g. redis_error).",
             ["reason"], registry=r,
+        )
+
+    def _add_resilience(self, r: CollectorRegistry) -> None:
+        self.breaker_state = Gauge(
+            "netra_breaker_state", "Circuit breaker per deployment (provider/upstream model): 0 closed, 1 half-open, "
+            "2 open.", ["deployment"], registry=r,
+        )
+        self.upstream_retries = Counter(
+            "netra_upstream_retries", "Retries of a failed attempt on the same model, by deployment.", ["deployment"],
+            registry=r,
+        )
+        self.retry_budget_exhausted = Counter(
+            "netra_retry_budget_exhausted", "Retries refused by the deployment's retry budget.", ["deployment"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "netra_fallbacks", "Calls that moved on to the next model of their route, by the model given up.",
+            ["model"], registry=r,
         )
 
     def child(self, metric: Counter | Histogram, *labels: str) -> Any:

@@ -37,7 +37,7 @@ class Base(DeclarativeBase):
 
 
 class Tenant(Base):
-    """A customer organisation: its tier sets its hourly request limit."""
+    """A customer organisation: its tier sets its hourly request limit and its invoice fee rate."""
 
     __tablename__ = "tenants"
 
@@ -46,6 +46,8 @@ class Tenant(Base):
     tier: Mapped[str] = mapped_column(String(20), default="free")
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # An enterprise tenant's own share of savings invoiced, as decimal text ("0.15"); NULL: the default 0.20.
+    fee_rate: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
 
 
 class ApiKey(Base):

@@ -27,12 +27,24 @@ class Settings(BaseSettings):
     log_level: str = "info"
 
     max_body_bytes: int = 4 * 1024 * 1024
+    # Files API uploads (multipart, POST /v1/files) may be this large; OpenAI accepts batch input files up to 200 MB.
+    max_file_bytes: int = 200 * 1024 * 1024
     upstream_connect_timeout: float = 10.0
     upstream_first_byte_timeout: float = 300.0
     upstream_idle_timeout: float = 120.0
     upstream_total_timeout: float = 600.0
     upstream_max_connections: int = 1000
-    upstream_attempts: int = 2
+    # Attempts per model of a call (the first and its retries), retries also bounded by the retry budget.
+    upstream_attempts: int = Field(default=3, ge=1)
+    # Resilience (README, Routing and resilience): every attempt, fallback and backoff of one call fits the deadline;
+    # retries back off exponentially with jitter from the base delay and never exceed the budget's fraction of
+    # recent requests per deployment; a deployment's breaker opens after that many consecutive failures and lets one
+    # probe through once the open time has passed.
+    request_deadline: float = Field(default=600.0, gt=0)
+    retry_base_delay: float = Field(default=0.2, ge=0)
+    retry_budget: float = Field(default=0.2, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_open_seconds: float = Field(default=30.0, gt=0)
     graceful_shutdown_timeout: float = 30.0
     # Client connections (gateway/protocol.py): the request line and headers at most this many bytes (431);
     # headers due within, and no pause in the body longer than, the body timeout (408); idle keep-alive

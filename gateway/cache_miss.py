@@ -18,21 +18,22 @@ from gateway.cache_plan import CachePlan
 from gateway.coalesce import Shared
 from gateway.context import CallContext
 from gateway.flight import Flight, Subscription
-from gateway.providers.base import Provider, UpstreamCall, UpstreamReply
+from gateway.providers.base import UpstreamCall, UpstreamReply
 from gateway.responses import BytesResponse, FlightResponse
+from gateway.routing import Route
 from gateway.state import GatewayState
-from gateway.upstream import retrying
+from gateway.upstream import open_stream, send
 
 
 class Miss:
     """One request the cache did not answer; `reply()` or `stream()` makes (or shares) its provider call."""
 
     def __init__(
-        self, state: GatewayState, ctx: CallContext, call: UpstreamCall, plan: CachePlan, provider: Provider
+        self, state: GatewayState, ctx: CallContext, call: UpstreamCall, plan: CachePlan, route: Route
     ) -> None:
-        self.state, self.ctx, self.call, self.plan, self.provider = state, ctx, call, plan, provider
-        # A body the provider cannot take is refused here, before any attempt is counted.
-        self.body = provider.encode(call)
+        self.state, self.ctx, self.call, self.plan, self.route = state, ctx, call, plan, route
+        # A body the requested model's provider cannot take is refused here, before any attempt is counted.
+        state.providers[call.model.provider].encode(call)
         self.found: CachedEntry | None = None  # the entry the second look found
         self.fill: asyncio.Task[None] | None = None  # this request's stream fill, when it made the call
 
@@ -41,12 +42,12 @@ class Miss:
         self.found = await second_look(self.state, self.plan)
         if self.found is not None:
             return UpstreamReply(replay_json(self.found), self.found.usage())
-        call, body, ctx = self.call, self.body, self.ctx
-        reply = await retrying(self.state, ctx, self.provider, lambda: self.provider.send(call, body))
+        call, ctx = self.call, self.ctx
+        reply = await send(self.state, ctx, call, self.route)
         if self.plan.store and reply.status == 200:
             entry = entry_from_reply(
                 reply.body, endpoint=call.endpoint, request_id=ctx.request_id, stored_at=time.time(),
-                usage=reply.usage, model=call.model.upstream_name,
+                usage=reply.usage, model=ctx.served_model,
             )
             await store(self.state, self.plan, entry)
         return reply
@@ -63,17 +64,17 @@ class Miss:
             reused(ctx, plan, shared.leader_id)
         elif self.found is not None:
             note_hit(ctx, self.found)
-            return BytesResponse(reply.body, hit_headers(self.call, self.found))
+            return BytesResponse(reply.body, hit_headers(ctx, self.found))
         ctx.usage, ctx.completion_chars = reply.usage, reply.completion_chars
-        return BytesResponse(reply.body, netra_headers(self.call, ctx.cache_outcome), reply.status)
+        return BytesResponse(reply.body, netra_headers(ctx, ctx.cache_outcome), reply.status)
 
     async def open(self) -> Flight:
         """The flight of this request's own stream (a store hold and fill when it is to be stored)."""
         self.found = await second_look(self.state, self.plan)
         if self.found is not None:
             return Flight(ReplayStream(replay_sse(self.found, self.plan.include_usage), self.found.usage()))
-        call, body = self.call, self.body
-        stream = await retrying(self.state, self.ctx, self.provider, lambda: self.provider.open_stream(call, body))
+        call = self.call
+        stream = await open_stream(self.state, self.ctx, call, self.route)
         flight = Flight(stream, keep_for_store=self.plan.store)
         if self.plan.store:
             self.fill = start_fill(self.state, self.ctx.request_id, call, self.plan, flight)
@@ -89,8 +90,8 @@ class Miss:
             shared = Shared((await self.open()).subscribe(), ctx.request_id, coalesced=False)
         if shared.coalesced:
             reused(ctx, plan, shared.leader_id)
-            return FlightResponse(shared.value, ctx, netra_headers(self.call, "coalesced"))
+            return FlightResponse(shared.value, ctx, netra_headers(ctx, "coalesced"))
         if self.found is not None:
             note_hit(ctx, self.found)
-            return FlightResponse(shared.value, ctx, hit_headers(self.call, self.found))
-        return FlightResponse(shared.value, ctx, netra_headers(self.call, ctx.cache_outcome), self.fill)
+            return FlightResponse(shared.value, ctx, hit_headers(ctx, self.found))
+        return FlightResponse(shared.value, ctx, netra_headers(ctx, ctx.cache_outcome), self.fill)

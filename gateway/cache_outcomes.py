@@ -7,15 +7,14 @@ import time
 from gateway.cache import CachedEntry, CacheUnavailable
 from gateway.cache_plan import CachePlan, note_policy
 from gateway.context import CallContext
-from gateway.providers.base import UpstreamCall
 from gateway.state import GatewayState
 
 Headers = list[tuple[bytes, bytes]]
 
 
-def netra_headers(call: UpstreamCall, outcome: str) -> Headers:
-    """`x-netra-model` and `x-netra-cache` of a proxied answer."""
-    return [(b"x-netra-model", call.model.upstream_name.encode()), (b"x-netra-cache", outcome.encode())]
+def netra_headers(ctx: CallContext, outcome: str) -> Headers:
+    """`x-netra-model` (the model that served) and `x-netra-cache` of a proxied answer."""
+    return [(b"x-netra-model", ctx.served_model.encode()), (b"x-netra-cache", outcome.encode())]
 
 
 def bypassed(state: GatewayState, exc: CacheUnavailable) -> None:
@@ -23,9 +22,9 @@ def bypassed(state: GatewayState, exc: CacheUnavailable) -> None:
     state.metrics.child(state.metrics.cache_bypass, exc.reason).inc()
 
 
-def hit_headers(call: UpstreamCall, entry: CachedEntry) -> Headers:
+def hit_headers(ctx: CallContext, entry: CachedEntry) -> Headers:
     """The headers of an answer served from the cache: `age` too."""
-    return [*netra_headers(call, "hit"), (b"age", str(entry.age(time.time())).encode())]
+    return [*netra_headers(ctx, "hit"), (b"age", str(entry.age(time.time())).encode())]
 
 
 def note_hit(ctx: CallContext, entry: CachedEntry) -> None:

@@ -20,7 +20,7 @@ from core.usage import estimate_tokens
 from gateway.cache import key_from_hash
 from gateway.context import CallContext
 from gateway.providers.base import UpstreamCall
-from policies import CachePolicy, Features, Snapshot, cacheable, decide
+from policies import CachePolicy, Features, cacheable
 
 DIRECTIVE_HEADER = "x-netra-cache"
 
@@ -71,10 +71,10 @@ def directives(headers: Headers) -> frozenset[str]:
     return frozenset(part.strip().lower() for part in value.split(","))
 
 
-def plan_for(snapshot: Snapshot, ctx: CallContext, call: UpstreamCall, headers: Headers) -> CachePlan | None:
-    """The cache plan when an active cache policy matches and allows this request, else None (bypass)."""
-    features = features_of(ctx, call)
-    policy = decide(features, snapshot).cache
+def plan_for(
+    policy: CachePolicy | None, features: Features, ctx: CallContext, call: UpstreamCall, headers: Headers
+) -> CachePlan | None:
+    """The cache plan when the matching cache policy (if any) allows this request, else None (bypass)."""
     if policy is None or not cacheable(features, policy):
         return None
     wanted = directives(headers)

@@ -16,15 +16,16 @@ from gateway.cache_miss import Miss
 from gateway.cache_outcomes import bypassed, hit_headers, netra_headers, note_hit
 from gateway.cache_plan import CachePlan, note_policy
 from gateway.context import CallContext
-from gateway.providers.base import Provider, UpstreamCall
+from gateway.providers.base import UpstreamCall
 from gateway.responses import BytesResponse, EventsResponse, ProxyResponse
+from gateway.routing import Route
 from gateway.state import GatewayState
 
 __all__ = ["netra_headers", "serve_cached"]
 
 
 async def serve_cached(
-    state: GatewayState, ctx: CallContext, call: UpstreamCall, plan: CachePlan, provider: Provider
+    state: GatewayState, ctx: CallContext, call: UpstreamCall, plan: CachePlan, route: Route
 ) -> ProxyResponse | None:
     """The answer through the cache, or None when the cache cannot be used now (serve it as a bypass)."""
     try:
@@ -33,14 +34,14 @@ async def serve_cached(
         bypassed(state, exc)
         if not plan.coalesce:
             return None
-        return await answer_miss(Miss(state, ctx, call, plan.without_cache(), provider))
+        return await answer_miss(Miss(state, ctx, call, plan.without_cache(), route))
     note_policy(ctx, plan)
     if entry is not None:
         response = hit(ctx, call, plan, entry)
         if response is not None:
             return response
     ctx.cache_outcome = "miss"
-    return await answer_miss(Miss(state, ctx, call, plan, provider))
+    return await answer_miss(Miss(state, ctx, call, plan, route))
 
 
 async def answer_miss(miss: Miss) -> ProxyResponse:
@@ -53,10 +54,10 @@ def hit(ctx: CallContext, call: UpstreamCall, plan: CachePlan, entry: CachedEntr
     response: ProxyResponse
     if call.stream:
         try:
-            response = EventsResponse(replay_sse(entry, plan.include_usage), ctx, hit_headers(call, entry))
+            response = EventsResponse(replay_sse(entry, plan.include_usage), ctx, hit_headers(ctx, entry))
         except ValueError:
             return None
     else:
-        response = BytesResponse(replay_json(entry), hit_headers(call, entry))
+        response = BytesResponse(replay_json(entry), hit_headers(ctx, entry))
     note_hit(ctx, entry)
     return response

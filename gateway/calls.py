@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -92,18 +93,36 @@ def billed_usage(ctx: CallContext) -> Usage | None:
     )
 
 
-def _list_price(ctx: CallContext, usage: Usage, prices: PriceTable, metrics: GatewayMetrics) -> str | None:
-    """What these tokens cost at list price for the model as configured for the client's request (None: unpriced)."""
+def _list_price(
+    usage: Usage, prices: PriceTable, metrics: GatewayMetrics, upstream: str, name: str
+) -> str | None:
+    """What these tokens cost at the list price of a model (None: unpriced)."""
     if usage.total_tokens == 0:
         return "0"
     # Azure deployments carry names of their own: fall back to the public model name for the price.
-    price = prices.price_for(ctx.served_model) or prices.price_for(ctx.requested_model)
+    price = prices.price_for(upstream) or prices.price_for(name)
     cost = compute_cost(usage, price)
     if cost.usd is None:
-        metrics.unpriced.labels(ctx.served_model).inc()
-        log.warning("no price for model; cost logged as unknown", extra={"model": ctx.served_model})
+        metrics.unpriced.labels(upstream).inc()
+        log.warning("no price for model; cost logged as unknown", extra={"model": upstream})
         return None
     return str(cost.usd)
+
+
+def list_prices(
+    ctx: CallContext, usage: Usage, prices: PriceTable, metrics: GatewayMetrics
+) -> tuple[str | None, str | None]:
+    """(paid, baseline): the tokens at the served model's list price and at the requested model's."""
+    paid = _list_price(usage, prices, metrics, ctx.served_model, ctx.served_name or ctx.requested_model)
+    if not routed(ctx):
+        return paid, paid
+    requested = _list_price(usage, prices, metrics, ctx.requested_upstream, ctx.requested_name)
+    return paid, requested
+
+
+def routed(ctx: CallContext) -> bool:
+    """Whether a route policy or a fallback had another model answer than the one asked for."""
+    return bool(ctx.served_name) and bool(ctx.requested_name) and ctx.served_name != ctx.requested_name
 
 
 def reused_answer(ctx: CallContext) -> bool:
@@ -111,17 +130,24 @@ def reused_answer(ctx: CallContext) -> bool:
     return ctx.savings_kind in REUSE_KINDS and not ctx.upstream_called
 
 
+def delivered(ctx: CallContext) -> bool:
+    """Whether the answer reached its client in full."""
+    return not (ctx.cancelled or ctx.outcome or ctx.error_code) and 200 <= ctx.status < 400
+
+
 def saving_kind(ctx: CallContext) -> str:
-    """The kind of saving this call made ("" for none): a reused answer that reached its client in full."""
-    delivered = not (ctx.cancelled or ctx.outcome or ctx.error_code) and 200 <= ctx.status < 400
-    return ctx.savings_kind if delivered and reused_answer(ctx) else ""
+    """The kind of saving a reused answer made ("" for none): one that reached its client in full."""
+    return ctx.savings_kind if delivered(ctx) and reused_answer(ctx) else ""
 
 
-def _money(list_price: str | None, reused: bool, kind: str) -> tuple[str | None, str | None, str]:
-    """(cost paid upstream, baseline, savings) of a call whose tokens cost `list_price` (None: unpriced)."""
+def _money(prices: tuple[str | None, str | None], reused: bool, kind: str) -> tuple[str | None, str | None, str]:
+    """(cost paid upstream, baseline, savings) of a call whose tokens cost `prices` (paid, baseline; None: unpriced)."""
+    paid, list_price = prices
     if not reused:
-        # Nothing changed what was paid: the call cost its list price and saved nothing.
-        return list_price, list_price, "0"
+        # What was paid against what the model asked for costs: equal unless the call was routed elsewhere (then
+        # the difference, negative when a fallback cost more); unknown prices claim no saving.
+        saved = Decimal(list_price) - Decimal(paid) if paid is not None and list_price is not None else Decimal(0)
+        return paid, list_price, str(saved)
     if not kind:
         # The reused answer did not reach the client in full (it left, or the shared stream failed): nothing was
         # paid and no saving is claimed.
@@ -135,13 +161,21 @@ def finish_row(ctx: CallContext, prices: PriceTable, metrics: GatewayMetrics, no
     return ledger_row(ctx, prices, metrics, now_t).as_dict()
 
 
+def acting_policy(ctx: CallContext, reused: bool) -> tuple[str, int]:
+    """The policy the row names: the route policy when the call went upstream on its plan, else the cache's."""
+    if ctx.route_policy is not None and not reused:
+        return ctx.route_policy  # the route decided where the call went and what it cost
+    return ctx.policy_id, ctx.policy_version
+
+
 def ledger_row(ctx: CallContext, prices: PriceTable, metrics: GatewayMetrics, now_t: float) -> LedgerRow:
     """The typed ledger row of a finished call."""
     status, http_status = final_status(ctx)
-    # No tokens to bill reads as zeros.
-    usage = billed_usage(ctx) or Usage()
-    reused, kind = reused_answer(ctx), saving_kind(ctx)
-    cost, baseline, savings = _money(_list_price(ctx, usage, prices, metrics), reused, kind)
+    usage = billed_usage(ctx) or Usage()  # no tokens to bill reads as zeros
+    reused = reused_answer(ctx)
+    kind = saving_kind(ctx) or ("route" if routed(ctx) and not reused and delivered(ctx) else "")
+    cost, baseline, savings = _money(list_prices(ctx, usage, prices, metrics), reused, kind)
+    policy_id, policy_version = acting_policy(ctx, reused)
     first_byte = ctx.first_byte_t
     return LedgerRow(
         request_id=ctx.request_id, received_at=ctx.received_us,
@@ -149,7 +183,7 @@ def ledger_row(ctx: CallContext, prices: PriceTable, metrics: GatewayMetrics, no
         finished_at=ctx.to_time_us(now_t), tenant_id=ctx.tenant_id, tenant_name=ctx.tenant_name, key_id=ctx.key_id,
         endpoint=ctx.endpoint, requested_model=ctx.requested_model, served_model=ctx.served_model,
         provider=ctx.provider, status=status, http_status=http_status, error_code=ctx.error_code, stream=ctx.stream,
-        cache_outcome=ctx.cache_outcome, policy_id=ctx.policy_id, policy_version=ctx.policy_version,
+        cache_outcome=ctx.cache_outcome, policy_id=policy_id, policy_version=policy_version,
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         cached_prompt_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
         tokens_estimated=not usage.reported, cost_usd=cost, baseline_cost_usd=baseline,

@@ -17,9 +17,10 @@ class CallContext:
     __slots__ = (
         "cache_outcome", "cancelled", "completion_chars", "deferred", "ended_t", "endpoint", "error_code",
         "first_byte_t", "headers", "key_id", "method", "outcome", "path", "policy_id", "policy_version", "prompt_chars",
-        "provider", "received_t", "received_us", "request_hash", "request_id", "requested_model", "responded",
-        "reused_request_id", "savings_kind", "served_model", "status", "stream", "tags", "tenant_id", "tenant_name",
-        "upstream_attempts", "upstream_called", "usage",
+        "provider", "received_t", "received_us", "request_hash", "request_id", "requested_model", "requested_name",
+        "requested_upstream", "responded", "reused_request_id", "route_policy", "savings_kind", "served_model",
+        "served_name", "status", "stream", "tags", "tenant_id", "tenant_name", "upstream_attempts", "upstream_called",
+        "usage",
     )
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
@@ -33,7 +34,7 @@ class CallContext:
         self.ended_t: float | None = None
         self.status, self.error_code = 0, ""
         self.tenant_id = self.tenant_name = self.key_id = ""
-        self.requested_model = self.served_model = self.provider = ""
+        self._models()
         self.stream = False
         self.cache_outcome = ""
         # The policy that acted, the saving it made ("cache", "coalesce"; "" for none) and whose answer was reused.
@@ -47,6 +48,14 @@ class CallContext:
         self.headers: list[tuple[bytes, bytes]] = []
         self.outcome = ""
         self.cancelled = self.responded = self.upstream_called = self.deferred = False
+
+    def _models(self) -> None:
+        self.requested_model = self.served_model = self.provider = ""
+        # Configured model names: the one asked for (whose price is the baseline) and the one that answered (whose
+        # price was paid); they differ when a route policy or a fallback sent the call elsewhere.
+        self.requested_name = self.served_name = self.requested_upstream = ""
+        # The route policy that planned the call (None: none matched).
+        self.route_policy: tuple[str, int] | None = None
 
     @property
     def billable(self) -> bool:

@@ -11,17 +11,19 @@ from core.errors import InvalidParameter, ModelNotFound
 from gateway.auth import Principal
 from gateway.body import parse_object, parse_tags, prompt_chars, read_body, validate
 from gateway.cache import canonical_hash
-from gateway.cache_plan import plan_for
+from gateway.cache_plan import features_of, plan_for
 from gateway.caching import netra_headers, serve_cached
 from gateway.calls import start_row
 from gateway.context import CallContext
 from gateway.deferred import defer
 from gateway.limits import LimitResult
-from gateway.providers.base import Provider, UpstreamCall
+from gateway.providers.base import UpstreamCall
 from gateway.responses import BytesResponse, ProxyResponse, SSEResponse
+from gateway.routing import Route, plan_route
 from gateway.state import GatewayState, get_ctx, get_state
 from gateway.tiers import hourly_limit
-from gateway.upstream import retrying
+from gateway.upstream import open_stream, send
+from policies import RoutePolicy, decide
 
 # Model names are short; a longer one is kept this long in the ledger (the rest is a client's noise).
 MAX_MODEL_CHARS = 256
@@ -75,7 +77,8 @@ def note_requested_model(ctx: CallContext, body: dict[str, Any]) -> None:
 
 def describe(ctx: CallContext, request: Request, endpoint: str, body: dict[str, Any], model: ModelConfig) -> None:
     """Fill the context with what the ledger records about the request (the requested model is already noted)."""
-    ctx.served_model = model.upstream_name
+    ctx.served_model = ctx.requested_upstream = model.upstream_name
+    ctx.served_name = ctx.requested_name = model.name
     ctx.provider = model.provider
     ctx.stream = body.get("stream") is True
     ctx.prompt_chars = prompt_chars(endpoint, body)
@@ -101,31 +104,39 @@ async def prepare(request: Request, endpoint: str) -> tuple[GatewayState, CallCo
 async def proxy(request: Request, endpoint: str) -> ProxyResponse:
     """Serve one call of an OpenAI endpoint: the policy decision, then the cache or the provider."""
     state, ctx, call = await prepare(request, endpoint)
-    deferred = await defer(state, ctx, call, request.headers)
+    features = features_of(ctx, call)
+    decision = decide(features, state.policies.snapshot)
+    deferred = await defer(state, ctx, call, decision.batch, request.headers)
     if deferred is not None:
         return deferred  # answered 202; its ledger row comes with the batch result
-    plan = plan_for(state.policies.snapshot, ctx, call, request.headers)
+    plan = plan_for(decision.cache, features, ctx, call, request.headers)
+    route = route_for(state, ctx, call, decision.route)
     ctx.cache_outcome = "bypass"
     state.ledger.begin(start_row(ctx))
-    provider = state.providers[call.model.provider]
-    response = None if plan is None else await serve_cached(state, ctx, call, plan, provider)
+    response = None if plan is None else await serve_cached(state, ctx, call, plan, route)
     if response is None:
-        response = await forward(state, ctx, call, provider)
+        response = await forward(state, ctx, call, route)
     m = state.metrics
     m.child(m.cache_lookups, endpoint, ctx.cache_outcome).inc()
     return response
 
 
-async def forward(state: GatewayState, ctx: CallContext, call: UpstreamCall, provider: Provider) -> ProxyResponse:
+def route_for(state: GatewayState, ctx: CallContext, call: UpstreamCall, policy: RoutePolicy | None) -> Route:
+    """The models the call tries, in order (the route policy's split, then fallbacks)."""
+    route = plan_route(call.model.name, policy, ctx.request_id, state.deployments.fallbacks)
+    if policy is not None:
+        ctx.route_policy = (policy.id or "", policy.version)
+    return route
+
+
+async def forward(state: GatewayState, ctx: CallContext, call: UpstreamCall, route: Route) -> ProxyResponse:
     """The provider's answer, relayed as it is (no cache policy, or the cache unavailable: `bypass`)."""
-    body = provider.encode(call)  # a body the provider cannot take is refused before any attempt is counted
-    headers = netra_headers(call, "bypass")
     if call.stream:
-        stream = await retrying(state, ctx, provider, lambda: provider.open_stream(call, body))
-        return SSEResponse(stream, ctx, headers)
-    reply = await retrying(state, ctx, provider, lambda: provider.send(call, body))
+        stream = await open_stream(state, ctx, call, route)
+        return SSEResponse(stream, ctx, netra_headers(ctx, "bypass"))
+    reply = await send(state, ctx, call, route)
     ctx.usage, ctx.completion_chars = reply.usage, reply.completion_chars
-    return BytesResponse(reply.body, headers, reply.status)
+    return BytesResponse(reply.body, netra_headers(ctx, "bypass"), reply.status)
 
 
 async def chat_completions(request: Request) -> ProxyResponse:

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from core.chmigrate import upgrade_clickhouse
 from core.clickhouse import ClickHouseStore
-from core.config import GatewayConfig, load_config
+from core.config import GatewayConfig, ModelConfig, load_config
 from core.db import create_engine, create_sessionmaker
 from core.logs import AccessLog
 from core.metrics import GatewayMetrics
@@ -34,6 +34,7 @@ from gateway.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.policy_holder import PolicyHolder
 from gateway.providers import build_providers
 from gateway.providers.http import Timeouts, create_session
+from gateway.routing import Deployments
 from gateway.state import GatewayState
 
 log = logging.getLogger("netra.gateway")
@@ -139,6 +140,14 @@ def open_response_cache(
     return cache
 
 
+def first_deployments(config: GatewayConfig) -> dict[str, ModelConfig]:
+    """Each model name once, with its first deployment (what /v1/models lists and requests resolve to)."""
+    models: dict[str, ModelConfig] = {}
+    for model in config.models:
+        models.setdefault(model.name, model)
+    return models
+
+
 async def build_state(
     settings: Settings, env: Mapping[str, str], stack: AsyncExitStack, wrap_sink: SinkWrapper | None = None
 ) -> GatewayState:
@@ -155,9 +164,10 @@ async def build_state(
     stack.push_async_callback(ledger.close, settings.graceful_shutdown_timeout)
     policies = await open_policies(settings, sessions, redis, stack)
     fills: set[asyncio.Task[None]] = set()
+    providers = build_providers(config, http, Timeouts.from_settings(settings))
     return GatewayState(
-        settings=settings, config=config, models={m.name: m for m in config.models},
-        providers=build_providers(config, http, Timeouts.from_settings(settings)),
+        settings=settings, config=config, models=first_deployments(config), providers=providers,
+        deployments=Deployments(config, providers, settings, metrics),
         auth=KeyAuthenticator(sessions, settings.key_cache_ttl), limiter=open_limiter(redis), ledger=ledger,
         prices=prices, metrics=metrics, engine=engine, sessions=sessions, store=store, redis=redis,
         started_at=int(time.time()), access_log=access_log, policies=policies,

@@ -20,6 +20,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.backoff import Backoff
 from core.errors import RateLimited
 
 WINDOW_SECONDS = 3600
@@ -107,11 +108,12 @@ class MemoryRateLimiter:
         return _result(count, limit, now)
 
 
-class Backoff:
+class RedisOutage:
     """When to try Redis again during an outage: after a pause that doubles up to a cap, one probe at a time."""
 
     def __init__(self, clock: Callable[[], float], first: float = FIRST_PAUSE, cap: float = MAX_PAUSE) -> None:
-        self.clock, self.first, self.cap = clock, first, cap
+        self.clock = clock
+        self._pauses = Backoff(first, cap)
         self.pause = 0.0  # 0 while Redis answers
         self.retry_at = 0.0
         self.probing = False
@@ -136,7 +138,7 @@ class Backoff:
         if self.down and not self.probing:
             return False  # a call sent before the outage began: the pause already covers it
         starting = not self.down
-        self.pause = self.first if starting else min(self.pause * 2, self.cap)
+        self.pause = self._pauses.next()
         self.retry_at, self.probing, self.reason = self.clock() + self.pause, False, reason
         return starting
 
@@ -148,6 +150,7 @@ class Backoff:
         """Note a call Redis answered; True when it ends an outage."""
         ending = self.down
         self.pause, self.probing, self.reason = 0.0, False, ""
+        self._pauses.reset()  # the next outage starts with the first pause again
         return ending
 
 
@@ -159,7 +162,7 @@ class RedisRateLimiter:
     ) -> None:
         self.redis = redis
         self.clock = clock
-        self.backoff = Backoff(monotonic)
+        self.outage = RedisOutage(monotonic)
         self.redis_calls = 0  # calls that went to Redis (each may wait up to the client's socket timeout)
         self._window = -1
         self._seen: dict[str, int] = {}  # the highest count Redis reported this window, per tenant
@@ -169,9 +172,9 @@ class RedisRateLimiter:
     @property
     def degraded(self) -> str | None:
         """Why Redis is skipped, while it is."""
-        if not self.backoff.down:
+        if not self.outage.down:
             return None
-        return f"redis unreachable ({self.backoff.reason}); rate limits counted in this process"
+        return f"redis unreachable ({self.outage.reason}); rate limits counted in this process"
 
     async def hit(self, tenant_id: str, limit: int) -> LimitResult:
         """Count one request with INCRBY on the tenant's window key, or locally while Redis is away."""
@@ -179,7 +182,7 @@ class RedisRateLimiter:
         window = int(now // WINDOW_SECONDS)
         if window != self._window:
             self._window, self._seen, self._local = window, {}, {}
-        if self.backoff.may_try():
+        if self.outage.may_try():
             count = await self._count_in_redis(tenant_id, window)
             if count is not None:
                 return _result(count, limit, now)
@@ -201,7 +204,7 @@ class RedisRateLimiter:
             self._note_failure(type(exc).__name__)
             return None
         except BaseException:
-            self.backoff.abandoned()  # a cancelled probe (the client left) must not keep every later one away
+            self.outage.abandoned()  # a cancelled probe (the client left) must not keep every later one away
             raise
         self._note_answer()
         if window == self._window:  # the window did not roll over while this call waited
@@ -210,15 +213,15 @@ class RedisRateLimiter:
         return int(count)
 
     def _note_failure(self, reason: str) -> None:
-        if self.backoff.failed(reason):
+        if self.outage.failed(reason):
             self._outage_hits = 0
             log.warning(
                 "redis unavailable, counting rate limits locally until it answers again",
-                extra={"error": reason, "retry_in_s": self.backoff.pause},
+                extra={"error": reason, "retry_in_s": self.outage.pause},
             )
         else:
-            log.debug("redis still unavailable", extra={"error": reason, "retry_in_s": self.backoff.pause})
+            log.debug("redis still unavailable", extra={"error": reason, "retry_in_s": self.outage.pause})
 
     def _note_answer(self) -> None:
-        if self.backoff.answered():
+        if self.outage.answered():
             log.info("redis answers again, counting rate limits in redis", extra={"counted_locally": self._outage_hits})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from gateway import deferred, handlers, info
+from gateway.batch_api.routes import batch_routes
 
 
 def routes() -> list[Route]:
@@ -20,4 +21,5 @@ def routes() -> list[Route]:
         Route("/health", info.health, methods=["GET"]),
         Route("/health/ready", info.ready, methods=["GET"]),
         Route("/metrics", info.metrics, methods=["GET"]),
+        *batch_routes(),
     ]

@@ -26,6 +26,7 @@ from gateway.ledger import Ledger
 from gateway.limits import RateLimiter
 from gateway.policy_holder import PolicyHolder
 from gateway.providers.base import Provider
+from gateway.routing import Deployments
 
 
 @dataclass(slots=True)
@@ -36,6 +37,8 @@ class GatewayState:
     config: GatewayConfig
     models: dict[str, ModelConfig]
     providers: dict[str, Provider]
+    # Every deployment of every model, with its breaker, retry budget and requests in flight (routing/).
+    deployments: Deployments
     auth: KeyAuthenticator
     limiter: RateLimiter
     ledger: Ledger

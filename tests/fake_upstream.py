@@ -25,7 +25,7 @@ In-process::
 
 As a process: ``python -m tests.fake_upstream --port 9000``, inspected through ``GET /_fake/requests``,
 ``GET /_fake/stats``, ``GET /_fake/calls`` and ``POST /_fake/reset``; failures switched through ``POST``/``DELETE``
-``/_fake/failures``.
+``/_fake/failures``; the batch clock through ``POST /_fake/batches``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import orjson
 from aiohttp import web
 
 from tests.fake_upstream_anthropic import message, message_events
-from tests.fake_upstream_batch_run import Batch, BatchBook
+from tests.fake_upstream_batch_run import Batch, BatchBook, control_route
 from tests.fake_upstream_batches import BatchRoutes
 from tests.fake_upstream_chat import chat_chunks, chat_completion
 from tests.fake_upstream_dialects import JSON, AnthropicDialect, AzureDialect, OpenAIDialect
@@ -187,6 +187,7 @@ class FakeUpstream:
         anthropic = table["/v1/messages"]
         assert isinstance(anthropic.dialect, AnthropicDialect)
         MessageBatchRoutes(self.state, self.book, anthropic, anthropic.dialect).register(app)
+        app.router.add_post("/_fake/batches", control_route(self.book))
 
     async def start(self) -> None:
         """Bind and serve; handlers are cancelled when their client disconnects."""

@@ -10,6 +10,7 @@ the input, as real providers promise no order: match them by ``custom_id``.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,8 +18,9 @@ import orjson
 from aiohttp import web
 
 from tests.fake_upstream_behaviour import behaviour_for
+from tests.fake_upstream_dialects import JSON
 from tests.fake_upstream_files import FileStore
-from tests.fake_upstream_http import Endpoint
+from tests.fake_upstream_http import Endpoint, parse_json
 from tests.fake_upstream_wire import Wire, wire_named
 
 
@@ -98,3 +100,22 @@ def jsonl(records: list[dict[str, Any]], wire: Wire) -> bytes:
 def lines_of(content: bytes) -> list[bytes]:
     """The non-blank lines of a JSONL file, whatever its line ends."""
     return [line for line in content.splitlines() if line.strip()]
+
+
+def control_route(book: BatchBook) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``POST /_fake/batches`` with ``{"delay"?: seconds, "hold"?: bool, "complete"?: true}``: the batch clock
+    steered from outside the process; answers the settings in force."""
+
+    async def control(request: web.Request) -> web.Response:
+        fields = parse_json(await request.read())
+        fields = fields if isinstance(fields, dict) else {}
+        delay, hold = fields.get("delay", book.delay), fields.get("hold", book.held)
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not isinstance(hold, bool):
+            refusal = b'{"ok":false,"error":"delay is seconds, hold a boolean"}'
+            return web.Response(status=400, body=refusal, content_type=JSON)
+        book.delay, book.held = float(delay), hold
+        if fields.get("complete") is True:
+            book.complete_all()
+        return web.Response(body=orjson.dumps({"ok": True, "delay": book.delay, "hold": book.held}), content_type=JSON)
+
+    return control

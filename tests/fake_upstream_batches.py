@@ -17,7 +17,7 @@ from aiohttp import web
 
 from tests.fake_upstream_batch_run import BatchBook, jsonl, run_request
 from tests.fake_upstream_behaviour import next_id
-from tests.fake_upstream_dialects import OpenAIDialect
+from tests.fake_upstream_dialects import AzureDialect, OpenAIDialect
 from tests.fake_upstream_files import FileStore, guarded, limit_of, list_body, page
 from tests.fake_upstream_http import INVALID_JSON, Endpoint, UpstreamState, json_response, parse_json
 
@@ -170,6 +170,11 @@ class BatchRoutes:
             app.router.add_get(prefix + "/{batch_id}", guarded(self.state, self.retrieve, dialect))
             app.router.add_post(prefix + "/{batch_id}/cancel", guarded(self.state, self.cancel, dialect))
 
+    def _answerer(self, endpoint: Any, dialect: OpenAIDialect) -> str | None:
+        """The OpenAI path answering a batch endpoint: Azure names it without ``/v1`` (``/chat/completions``)."""
+        path = f"/v1{endpoint}" if isinstance(dialect, AzureDialect) and isinstance(endpoint, str) else endpoint
+        return path if isinstance(path, str) and path in self.answerers else None
+
     def _refused(self, body: Any, dialect: OpenAIDialect) -> web.Response | None:
         """The 4xx a create request earns, or None when it can go ahead."""
         if not isinstance(body, dict):
@@ -177,7 +182,7 @@ class BatchRoutes:
         missing = next((name for name in ("input_file_id", "endpoint", "completion_window") if name not in body), None)
         if missing is not None:
             return dialect.missing(missing)
-        if body["endpoint"] not in self.answerers:
+        if self._answerer(body["endpoint"], dialect) is None:
             return dialect.invalid(f"Invalid value for 'endpoint': {body['endpoint']!r}.", "endpoint", "invalid_value")
         if body["completion_window"] != "24h":
             return dialect.invalid("Invalid value for 'completion_window'.", "completion_window", "invalid_value")
@@ -196,12 +201,11 @@ class BatchRoutes:
         refused = self._refused(body, dialect)
         if refused is not None:
             return refused
-        url = body["endpoint"]
-        requests, errors = read_lines(self.files.files[body["input_file_id"]].content, url)
-        batch = OpenAIBatch(
-            next_id("batch_fake"), url, self.answerers[url], body["input_file_id"], "24h", body.get("metadata"),
-            requests, errors,
-        )  # fmt: skip
+        url, file_id = body["endpoint"], body["input_file_id"]
+        answerer = self.answerers[self._answerer(url, dialect) or url]
+        requests, errors = read_lines(self.files.files[file_id].content, url)
+        metadata = body.get("metadata")
+        batch = OpenAIBatch(next_id("batch_fake"), url, answerer, file_id, "24h", metadata, requests, errors)
         self.book.add(batch)
         return json_response(batch.to_dict(), dialect, self.state.wire)
 

@@ -1,13 +1,15 @@
 """Failures switched on and off at run time, per model name, and the per-model call counter.
 
-``fake.fail("gpt-4o-mini", 429, times=2, retry_after=3)`` makes the next two requests naming that model (the upstream
-``model``, or the Azure deployment) answer 429 in the dialect's own error envelope; ``times=None`` keeps failing until
-``fake.heal(model)``. Modes besides a status: ``"reset"`` drops the connection with a TCP reset and no answer,
-``"hang"`` never answers (the handler waits until the client gives up or the fake stops), ``"midstream"`` sends the
-first chunk of a stream then drops the connection (half the JSON body of a non-streaming answer). ``retry_after``
-sets the ``retry-after`` header: a number of seconds, a ``datetime`` (written as an HTTP-date) or a string sent
-verbatim; ``retry_after_ms`` sets OpenAI's ``retry-after-ms``. Out of process: ``POST /_fake/failures`` with the same
-fields as JSON, ``DELETE /_fake/failures`` (optionally ``?model=``), ``GET /_fake/calls``.
+``fake.fail("gpt-4o-mini", 429, times=2, retry_after=3)`` makes the next two authorised, well-formed requests naming
+that model (the upstream ``model``, or the Azure deployment) answer 429 in the dialect's own error envelope;
+``times=None`` keeps failing until ``fake.heal(model)``. The Files and Batches routes are switched by their exact path
+instead (``fake.fail("/v1/batches", 503)``). Modes besides a status: ``"reset"`` drops the connection with a TCP reset
+and no answer, ``"hang"`` never answers (the handler waits until the client gives up or the fake stops),
+``"midstream"`` sends the first chunk of a stream then drops the connection (half the JSON body of a non-streaming
+answer). ``retry_after`` sets the ``retry-after`` header: a number of seconds, a ``datetime`` (written as an
+HTTP-date) or a string sent verbatim; ``retry_after_ms`` sets OpenAI's ``retry-after-ms``. Every request naming a
+model (or path) is counted, refused or not: ``fake.calls(model)``. Out of process: ``POST /_fake/failures`` with the
+same fields as JSON, ``DELETE /_fake/failures`` (optionally ``?model=``), ``GET /_fake/calls``.
 """
 
 from __future__ import annotations
@@ -96,9 +98,12 @@ class FailureBook:
         else:
             self.failures.pop(model, None)
 
-    def take(self, model: str) -> Failure | None:
-        """Count a request for ``model`` and return the failure it meets, if any (using up one of its turns)."""
+    def count(self, model: str) -> None:
+        """Count a request for ``model`` (a model or deployment name, or a path) that reached the fake."""
         self.counts[model] += 1
+
+    def take(self, model: str) -> Failure | None:
+        """The failure a well-formed request for ``model`` meets, if any (using up one of its turns)."""
         failure = self.failures.get(model)
         if failure is not None and failure.remaining is not None:
             failure.remaining -= 1

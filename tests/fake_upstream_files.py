@@ -28,12 +28,17 @@ D = TypeVar("D", OpenAIDialect, AnthropicDialect)
 def guarded(
     state: UpstreamState, route: Callable[[web.Request, D], Awaitable[web.StreamResponse]], dialect: D
 ) -> Handler:
-    """A handler that records the request and checks the dialect's credential before the route answers."""
+    """A handler that records the request, checks the dialect's credential and applies a failure switched on for the
+    exact path (``fake.fail("/v1/batches", 503)``) before the route answers."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         await state.receive(request)
+        state.failures.count(request.path)
         if not dialect.authorised(request):
             return dialect.unauthorised()
+        switched = state.failures.take(request.path)
+        if switched is not None:
+            return await state.failures.inflict(request, switched, dialect, "")
         return await route(request, dialect)
 
     return handler

@@ -150,7 +150,8 @@ class ProviderHandlers:
         body = await self.state.receive(request)
         dialect = endpoint.dialect
         model = request.match_info.get("deployment") or (body.get("model") if isinstance(body, dict) else None)
-        switched = self.state.failures.take(str(model)) if model else None
+        if model:
+            self.state.failures.count(str(model))
         if not dialect.authorised(request):
             return dialect.unauthorised()
         if not isinstance(body, dict):
@@ -159,6 +160,7 @@ class ProviderHandlers:
         if missing:
             return dialect.missing(missing)
         behaviour = behaviour_for(str(model))
+        switched = self.state.failures.take(str(model))
         if switched is not None:
             outcome = await self.switched(request, endpoint, body, switched, behaviour)
             if isinstance(outcome, web.StreamResponse):

@@ -17,14 +17,12 @@ from starlette.datastructures import Headers
 from core.deferred_models import QUEUED, DeferredRequest
 from core.errors import InvalidParameter, ServiceUnavailable
 from core.models import utcnow
-from gateway.cache_plan import features_of
 from gateway.context import CallContext
 from gateway.deferred.clients import BATCH_KINDS
 from gateway.deferred.store import insert_request
 from gateway.providers.base import UpstreamCall
 from gateway.responses import BytesResponse
 from gateway.state import GatewayState
-from policies import decide
 from policies.models import BatchPolicy, parse_duration
 
 DEFER_HEADER = "x-netra-defer"
@@ -32,12 +30,6 @@ DEFER_HEADER = "x-netra-defer"
 MIN_DEFER_SECONDS = 24 * 3600
 DEFERRABLE = frozenset({"chat/completions", "embeddings"})
 OBJECT = "netra.deferred"
-
-
-def defer_policy(state: GatewayState, ctx: CallContext, call: UpstreamCall) -> BatchPolicy | None:
-    """The batch policy that lets this request be deferred, if one matches and allows it."""
-    policy = decide(features_of(ctx, call), state.policies.snapshot).batch
-    return policy if policy is not None and policy.defer else None
 
 
 def check_deferrable(value: str, call: UpstreamCall) -> None:
@@ -74,18 +66,8 @@ def accepted(request: DeferredRequest) -> dict[str, Any]:
     return {"id": request.id, "object": OBJECT, "status": QUEUED, "created_at": int(request.created_at.timestamp())}
 
 
-async def defer(state: GatewayState, ctx: CallContext, call: UpstreamCall, headers: Headers) -> BytesResponse | None:
-    """202 with the deferred id when the request goes to the deferred lane; None to serve it at once."""
-    value = headers.get(DEFER_HEADER)
-    if value is None or call.endpoint not in DEFERRABLE:
-        return None
-    provider = state.providers[call.model.provider]
-    policy = defer_policy(state, ctx, call)
-    if policy is None or provider.config.kind not in BATCH_KINDS:
-        return None
-    check_deferrable(value, call)
-    provider.encode(call)  # a body the provider cannot take is refused now, not a day later
-    request = new_request(ctx, call, policy)
+async def store(state: GatewayState, request: DeferredRequest) -> None:
+    """Queue the request; a database that cannot take it is a 503 (the call is not silently served instead)."""
     try:
         await insert_request(state.sessions, request)
     except (SQLAlchemyError, OSError) as exc:
@@ -93,6 +75,25 @@ async def defer(state: GatewayState, ctx: CallContext, call: UpstreamCall, heade
             "The deferred queue cannot be written right now; retry later.", code="deferred_unavailable",
             headers={"retry-after": "5"},
         ) from exc
+
+
+async def defer(
+    state: GatewayState, ctx: CallContext, call: UpstreamCall, policy: BatchPolicy | None, headers: Headers
+) -> BytesResponse | None:
+    """202 with the deferred id when the request goes to the deferred lane; None to serve it at once.
+
+    `policy` is the batch policy the request's decision found (deferred only when it says `defer: true`).
+    """
+    value = headers.get(DEFER_HEADER)
+    if value is None or policy is None or not policy.defer or call.endpoint not in DEFERRABLE:
+        return None
+    provider = state.providers[call.model.provider]
+    if provider.config.kind not in BATCH_KINDS:
+        return None
+    check_deferrable(value, call)
+    provider.encode(call)  # a body the provider cannot take is refused now, not a day later
+    request = new_request(ctx, call, policy)
+    await store(state, request)
     ctx.deferred = True
     ctx.policy_id, ctx.policy_version = request.policy_id, request.policy_version
     location = f"/v1/deferred/{request.id}".encode()

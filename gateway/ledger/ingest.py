@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.backoff import Backoff
 from core.callrow import finished_us
 from core.clickhouse import refused_as_data
 from core.settings import Settings
@@ -98,15 +99,15 @@ class Ingestor:
 
     async def io_retry(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking file work, retrying failures with backoff (the files are the only copy of the rows)."""
-        delay = FIRST_BACKOFF
+        backoff = Backoff(FIRST_BACKOFF, MAX_BACKOFF)
         while True:
             try:
                 return await self.io(fn, *args)
             except OSError as exc:
                 self._metrics.spill_errors.inc()
+                delay = backoff.next()
                 log.error("ledger spill I/O failed; retrying in %.1fs: %s", delay, exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF)
 
     async def ingest_segment(
         self, instance: str, path: Path, live: Callable[[], bool], report: Callable[[int], None]
@@ -191,7 +192,7 @@ class Ingestor:
 
     async def _insert(self, rows: list[bytes], token: str) -> int:
         """Insert until the sink takes the rows; how many it refused as data (set aside, not retried)."""
-        delay = FIRST_BACKOFF
+        backoff = Backoff(FIRST_BACKOFF, MAX_BACKOFF)
         while True:
             try:
                 await self._sink.run(self._sink.insert_rows, rows, token)
@@ -200,9 +201,9 @@ class Ingestor:
                 self._metrics.insert_errors.inc()
                 if refused_as_data(exc):
                     return await self._split(rows, token, exc)
+                delay = backoff.next()
                 log.warning("ledger insert of %d rows failed; retrying in %.1fs: %r", len(rows), delay, exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF)
 
     async def _split(self, rows: list[bytes], token: str, exc: Exception) -> int:
         # Halves under tokens derived from the batch's, so a re-send after a crash splits (and dedups) the same way.

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.backoff import Backoff
 from core.settings import Settings
 from gateway.ledger.commit import GroupCommit
 from gateway.ledger.ingest import Waker
@@ -26,7 +27,7 @@ from gateway.ledger.spill import FINISH, START, encode
 
 log = logging.getLogger("netra.ledger")
 MAX_RETRY_ROWS = 10_000  # finished rows held in memory while the spill cannot be written
-_HEAL_FIRST, _HEAL_MAX = 0.05, 1.0
+_HEAL_FIRST, _HEAL_MAX = 0.05, 1.0  # pauses between failed heals (the first heal is tried at once)
 
 
 class Journal:
@@ -50,7 +51,7 @@ class Journal:
         self.closed = False
         self._next_number = 1
         self._broke = asyncio.Event()
-        self._heal_delay = _HEAL_FIRST
+        self._heal_backoff = Backoff(_HEAL_FIRST, _HEAL_MAX)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -182,10 +183,9 @@ class Journal:
                 self._finished(request_id)
         except OSError as exc:
             self._failed(exc)
-            self._heal_delay = min(self._heal_delay * 2, _HEAL_MAX)
-            return self._heal_delay
+            return self._heal_backoff.next()
         log.info("ledger spill writable again")
-        self._heal_delay = _HEAL_FIRST
+        self._heal_backoff.reset()
         return 0.0
 
     def start_heals(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from core.backoff import Backoff
 from core.settings import Settings
 from gateway.ledger.base import IngestTask
 from gateway.ledger.metrics import Backlog, LedgerMetrics
@@ -29,6 +30,7 @@ CHILD_SETTINGS = (
 )
 _LIVE_POLL = 0.05
 _RESTART_FIRST, _RESTART_MAX = 0.5, 10.0
+HEALTHY_RUN = 60.0  # a child that ran this long was healthy: its restart pause starts again from the first
 _STOP_WAIT = 10.0
 
 
@@ -37,6 +39,13 @@ def child_settings(settings: Settings) -> bytes:
     data = settings.model_dump(include=set(CHILD_SETTINGS), mode="json")
     data["data_dir"] = str(settings.data_dir.resolve())
     return orjson.dumps(data) + b"\n"
+
+
+def restart_pause(backoff: Backoff, ran_for: float) -> float:
+    """The pause before restarting a child that ran `ran_for` seconds: growing while children keep dying young."""
+    if ran_for > HEALTHY_RUN:
+        backoff.reset()
+    return backoff.next()
 
 
 class RemoteIngest(IngestTask):
@@ -76,15 +85,15 @@ class RemoteIngest(IngestTask):
         proc.stdin.write(orjson.dumps(message) + b"\n")
 
     async def _supervise(self) -> None:
-        delay = _RESTART_FIRST
+        backoff = Backoff(_RESTART_FIRST, _RESTART_MAX)
         while not self._stopping:
             began = self._clock()
             code = await self._run_child()
             if self._stopping:
                 return
+            delay = restart_pause(backoff, self._clock() - began)
             log.error("ledger ingest process exited (status %s); restarting in %.1fs", code, delay)
             await asyncio.sleep(delay)
-            delay = _RESTART_FIRST if self._clock() - began > 60 else min(delay * 2, _RESTART_MAX)
 
     async def _run_child(self) -> int:
         proc = await asyncio.create_subprocess_exec(

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
+from core.backoff import Backoff
 from core.chmigrate import upgrade_clickhouse
 from core.clickhouse import ClickHouseStore
 from core.logs import configure_logging
@@ -130,16 +131,16 @@ class IngestChild:
 
     async def _open_store(self) -> ClickHouseStore:
         # Another process may still hold the embedded store (a previous child finishing): the rows wait.
-        delay = _OPEN_FIRST
+        backoff = Backoff(_OPEN_FIRST, _OPEN_MAX)
         while True:
             try:
                 store = await asyncio.to_thread(ClickHouseStore.open, self._settings)
                 await store.run(upgrade_clickhouse, store)
                 return store
             except Exception as exc:  # any failure to open is retried: the spill holds the rows meanwhile
+                delay = backoff.next()
                 log.warning("ledger ingest cannot open ClickHouse; retrying in %.1fs: %s", delay, exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _OPEN_MAX)
 
     async def _follow(self, ingestor: Ingestor, directory: Path) -> None:
         while True:

@@ -23,7 +23,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 
 def _anthropic_error(status: int, body: bytes, headers: Any) -> NetraError:
-    return error_from_anthropic(status, body, headers.get("retry-after") if headers is not None else None)
+    return error_from_anthropic(status, body, headers)
 
 
 class AnthropicStream:

@@ -9,6 +9,7 @@ import orjson
 from core.errors import NetraError, ServiceUnavailable, UpstreamFailed, UpstreamRejected
 from core.usage import Usage
 from gateway.providers.anthropic_messages import bad, required, split_messages, wrong_type
+from gateway.providers.failures import parse_retry_after, provider_hint
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -185,7 +186,7 @@ def openai_usage(usage: Usage) -> dict[str, Any]:
             "completion_tokens_details": {"reasoning_tokens": 0}}
 
 
-def error_from_anthropic(status: int, body: bytes, retry_after: str | None = None) -> NetraError:
+def error_from_anthropic(status: int, body: bytes, headers: Any = None) -> NetraError:
     """Translate an Anthropic error response (any body, even garbage) into Netra's error tree."""
     try:
         envelope = orjson.loads(body)
@@ -197,9 +198,11 @@ def error_from_anthropic(status: int, body: bytes, retry_after: str | None = Non
     if status in (401, 403):
         return UpstreamFailed("The provider rejected Netra's credential for this model.", code="upstream_auth_error")
     if status in (429, 529):
-        headers = {"retry-after": retry_after or "1"}
-        return ServiceUnavailable(f"The provider is overloaded: {message}", code="upstream_overloaded", headers=headers)
+        overloaded = ServiceUnavailable(f"The provider is overloaded: {message}", code="upstream_overloaded")
+        return provider_hint(overloaded, headers)
     # 402 is Netra's provider account out of credit: nothing the client can fix, so not passed through.
     if 400 <= status < 500 and status != 402:
         return UpstreamRejected(status, message, etype="invalid_request_error", code=None, param=None)
-    return UpstreamFailed(f"The provider failed (HTTP {status}): {message}", code="upstream_error")
+    failed = UpstreamFailed(f"The provider failed (HTTP {status}): {message}", code="upstream_error")
+    failed.provider_retry_after = parse_retry_after(headers)
+    return failed

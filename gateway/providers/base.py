@@ -20,6 +20,7 @@ from core.errors import (
     UpstreamTimeout,
 )
 from core.usage import Usage
+from gateway.providers.failures import parse_retry_after, provider_hint
 
 DONE_EVENT = b"data: [DONE]\n\n"
 
@@ -125,12 +126,6 @@ def parse_error_body(body: bytes) -> dict[str, Any]:
     return {}
 
 
-def retry_after(headers: Any) -> dict[str, str]:
-    """The Retry-After header to pass on, if the provider sent one."""
-    value = headers.get("retry-after") if headers is not None else None
-    return {"retry-after": str(value)} if value else {"retry-after": "1"}
-
-
 def error_from_status(status: int, body: bytes, headers: Any = None) -> NetraError:
     """Map a provider's non-2xx answer to our error: request problems pass through, the rest become 5xx."""
     error = parse_error_body(body)
@@ -138,10 +133,10 @@ def error_from_status(status: int, body: bytes, headers: Any = None) -> NetraErr
     if status in (401, 403):
         return UpstreamFailed("The provider rejected Netra's credential for this model.", code="upstream_auth_error")
     if status == 429:
-        return ServiceUnavailable(
-            "The provider is rate limiting or overloaded; retry shortly.", code="upstream_overloaded",
-            headers=retry_after(headers),
+        overloaded = ServiceUnavailable(
+            "The provider is rate limiting or overloaded; retry shortly.", code="upstream_overloaded"
         )
+        return provider_hint(overloaded, headers)
     if 400 <= status < 500:
         code = error.get("code")
         param = error.get("param")
@@ -149,7 +144,9 @@ def error_from_status(status: int, body: bytes, headers: Any = None) -> NetraErr
             status, message, etype=str(error.get("type") or "invalid_request_error"),
             code=str(code) if code is not None else None, param=str(param) if param is not None else None,
         )
-    return UpstreamFailed(f"The provider failed (HTTP {status}).", code="upstream_error")
+    failed = UpstreamFailed(f"The provider failed (HTTP {status}).", code="upstream_error")
+    failed.provider_retry_after = parse_retry_after(headers)  # a 503 may say when to come back
+    return failed
 
 
 @contextmanager
@@ -162,13 +159,6 @@ def map_errors(provider: str) -> Iterator[None]:
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeout(f"The provider {provider} did not answer in time.") from exc
     except aiohttp.ClientConnectorError as exc:
-        raise ServiceUnavailable(
-            f"Cannot reach the provider {provider}.", code="upstream_unavailable", headers={"retry-after": "1"}
-        ) from exc
+        raise ServiceUnavailable(f"Cannot reach the provider {provider}.", code="upstream_unavailable") from exc
     except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
         raise UpstreamFailed(f"The connection to the provider {provider} failed.", code="upstream_error") from exc
-
-
-def is_retryable(error: NetraError) -> bool:
-    """Failures worth one more attempt before anything reached the client."""
-    return error.status_code in (500, 502, 503, 504) and error.code in ("upstream_error", "upstream_unavailable")

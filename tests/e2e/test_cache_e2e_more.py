@@ -246,8 +246,9 @@ def test_an_error_is_not_cached(gateways: Gateways) -> None:
     status = fails(acme, marker, "broken-500")
     calls = gateways.provider_calls(marker)  # the attempts one request makes (the gateway may retry a 500)
     assert status >= 500 and calls >= 1
-    # The general policy matches this model: a stored error would be replayed without asking the provider.
-    assert fails(acme, marker, "broken-500") == status and gateways.provider_calls(marker) == 2 * calls
+    # The general policy matches this model: a stored error would be replayed without asking the provider. (How
+    # many attempts each request makes depends on the deployment's retry budget, shared with earlier tests.)
+    assert fails(acme, marker, "broken-500") == status and gateways.provider_calls(marker) > calls
 
 
 @pytest.mark.parametrize("model", ["cut-short", "midstream"])

@@ -134,7 +134,7 @@ async def test_a_back_off_shared_with_the_rate_limiter_pays_one_timeout_for_both
     client = Redis.from_url(door.url, socket_timeout=0.2, socket_connect_timeout=0.2)
     try:
         limiter = RedisRateLimiter(client, clock, clock)
-        cache = RedisCache(client, clock, backoff=limiter.backoff)
+        cache = RedisCache(client, clock, outage=limiter.outage)
         door.set("hung")
         with pytest.raises(CacheUnavailable, match="redis_timeout"):
             await cache.get(key(f"ten_{redis_token}"))

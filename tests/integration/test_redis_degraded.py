@@ -105,14 +105,14 @@ async def test_the_pause_stops_doubling_at_its_cap(
     for _ in range(8):
         await limiter.hit(f"ten_{redis_token}", LIMIT)
         clock.advance(MAX_PAUSE)
-    assert limiter.backoff.pause == MAX_PAUSE
+    assert limiter.outage.pause == MAX_PAUSE
     calls = limiter.redis_calls
     clock.advance(-0.1)  # just before the next probe is due: a cap of MAX_PAUSE, not more
     await limiter.hit(f"ten_{redis_token}", LIMIT)
     assert limiter.redis_calls == calls
     clock.advance(0.1)
     await limiter.hit(f"ten_{redis_token}", LIMIT)
-    assert limiter.redis_calls == calls + 1 and limiter.backoff.pause == MAX_PAUSE
+    assert limiter.redis_calls == calls + 1 and limiter.outage.pause == MAX_PAUSE
 
 
 async def test_an_outage_is_logged_once_and_so_is_the_recovery(

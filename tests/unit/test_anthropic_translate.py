@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -633,11 +634,15 @@ def test_credential_error_does_not_blame_the_client() -> None:
     assert "credential" in error.message
 
 
-@pytest.mark.parametrize("retry_after", ["7", None])
-def test_overloaded_retry_after(retry_after: str | None) -> None:
-    error = error_from_anthropic(529, envelope("overloaded_error", "Overloaded"), retry_after)
-    # Anthropic's 529s usually carry no Retry-After; every 503 of ours does, defaulting to one second.
-    assert error.headers == {"retry-after": retry_after or "1"}
+@pytest.mark.parametrize(
+    ("headers", "hint"),
+    [({"retry-after": "7"}, 7.0), ({"retry-after": "2.5"}, 2.5), ({"retry-after-ms": "1500"}, 1.5), ({}, None)],
+)
+def test_overloaded_carries_the_providers_own_retry_hint(headers: dict[str, str], hint: float | None) -> None:
+    error = error_from_anthropic(529, envelope("overloaded_error", "Overloaded"), headers)
+    # Anthropic's 529s usually carry no Retry-After: none is invented here (the gateway sets the client's own).
+    assert error.provider_retry_after == hint
+    assert error.headers.get("retry-after") == (None if hint is None else str(math.ceil(hint)))
 
 
 @pytest.mark.parametrize("body", [b"", b"{}", b"[]", b'{"error": "x"}', b'{"error": {"message": 5}}', b"\xff\xfe"])

@@ -12,7 +12,25 @@ from core.settings import Settings
 
 OPENAI = "providers:\n  - {name: openai, kind: openai, api_key: sk-test-key-123}\n"
 
+TWO = OPENAI + "  - {name: other, kind: openai, base_url: http://127.0.0.1:9/v1}\n"
 MISTAKES = [
+    pytest.param(
+        OPENAI + "models:\n  - {name: m, provider: openai, fallbacks: [n]}\n",
+        "netra.yaml:4: models[0].fallbacks[0]: 'n' is not a configured model",
+        id="unknown-fallback",
+    ),
+    pytest.param(
+        OPENAI + "models:\n  - {name: m, provider: openai, fallbacks: [m]}\n",
+        "netra.yaml:4: models[0].fallbacks[0]: 'm' is the model itself",
+        id="self-fallback",
+    ),
+    pytest.param(
+        TWO + "models:\n  - {name: m, provider: openai, fallbacks: [n]}\n  - {name: n, provider: openai}\n"
+        "  - {name: m, provider: other, fallbacks: [x]}\n  - {name: x, provider: other}\n",
+        "netra.yaml:7: models[2].fallbacks: deployments of 'm' list different fallbacks; list them on each the same, "
+        "or on the first",
+        id="fallbacks-differ",
+    ),
     pytest.param(
         "providers:\n  - {name: a, kind: openai}\n  - {name: b, kind: opnai}\n",
         "netra.yaml:3: providers[1].kind: 'opnai' is not one of openai, azure, anthropic",
@@ -64,7 +82,7 @@ MISTAKES = [
     ),
     pytest.param(
         OPENAI + "models:\n  - {name: m, provider: openai}\n  - {name: m, provider: openai}\n",
-        "netra.yaml:5: models[1].name: 'm' is declared twice",
+        "netra.yaml:5: models[1].name: 'm' is declared twice on provider 'openai' with the same upstream model",
         id="duplicate-model",
     ),
     pytest.param(
@@ -173,3 +191,13 @@ def test_an_unset_variable_elsewhere_is_named_too() -> None:
         "netra.yaml:2: providers[0].base_url: ${LOCAL_URL} is not set in the environment (or is empty); "
         "export LOCAL_URL, or write ${LOCAL_URL:-} for an empty value"
     )
+
+
+def test_a_model_listed_on_two_providers_has_two_deployments_and_their_fallbacks() -> None:
+    text = TWO + (
+        "models:\n  - {name: m, provider: openai, fallbacks: [n]}\n  - {name: m, provider: other}\n"
+        "  - {name: n, provider: other}\n"
+    )
+    config = parse_config(text, {}, "netra.yaml")
+    assert [d.provider for d in config.deployments_of("m")] == ["openai", "other"]
+    assert (config.fallbacks_of("m"), config.fallbacks_of("n")) == (("n",), ())

@@ -206,3 +206,43 @@ async def test_output_files_vary_on_the_wire(wire: str) -> None:
     assert raw.count(b"\r\n") == (2 if wire in ("crlf", "split") else 0) and raw.endswith(b"\n")
     assert (b'", "' in raw) == (wire in ("spaced", "split", "multiline"))
     assert [orjson.loads(line)["custom_id"] for line in raw.splitlines()] == ["b", "a"]
+
+
+async def test_azure_batches_name_endpoints_without_v1(fake: FakeUpstream) -> None:
+    line = {**chat_line("az", model="prod-gpt4o"), "url": "/chat/completions"}
+    async with openai.AsyncAzureOpenAI(
+        azure_endpoint=fake.url, api_key=fake.api_key, api_version="2024-10-21", max_retries=0
+    ) as azure:
+        file_id = await upload(azure, [line])
+        created = await azure.batches.create(
+            input_file_id=file_id, endpoint="/chat/completions", completion_window="24h"  # type: ignore[arg-type]
+        )
+        batch = await azure.batches.retrieve(created.id)
+        output = await records(azure, batch.output_file_id)
+    assert output["az"]["response"]["body"]["model"] == "prod-gpt4o"
+    assert [request.path for request in fake.requests][-1].startswith("/openai/files/")
+
+
+async def test_files_and_batches_endpoints_fail_when_switched_by_path(
+    client: openai.AsyncOpenAI, fake: FakeUpstream
+) -> None:
+    file_id = await upload(client, [chat_line("x")])
+    fake.fail("/v1/batches", 503, times=1, retry_after=2)
+    with pytest.raises(openai.InternalServerError) as raised:
+        await client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert raised.value.response.headers["retry-after"] == "2" and fake.batches == {}
+    await client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert (fake.calls("/v1/batches"), fake.calls("/v1/files")) == (2, 1)
+
+
+async def test_the_batch_clock_is_steered_over_http(client: openai.AsyncOpenAI, fake: FakeUpstream) -> None:
+    async with aiohttp.ClientSession(base_url=fake.url) as http:
+        async with http.post("/_fake/batches", json={"hold": True}) as response:
+            assert await response.json() == {"ok": True, "delay": 0.0, "hold": True}
+        batch_id = await start(client, [chat_line("only")])
+        assert (await client.batches.retrieve(batch_id)).status == "in_progress"
+        async with http.post("/_fake/batches", json={"complete": True, "hold": False}) as response:
+            assert response.status == 200
+        async with http.post("/_fake/batches", json={"delay": "soon"}) as response:
+            assert response.status == 400
+    assert (await client.batches.retrieve(batch_id)).status == "completed"

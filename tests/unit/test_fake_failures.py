@@ -79,6 +79,18 @@ async def test_heal_without_a_model_clears_every_failure(client: openai.AsyncOpe
     assert (await chat(client), await chat(client, "gpt-4o")) == (REPLY, REPLY)
 
 
+async def test_refused_requests_are_counted_without_using_up_a_failure(
+    client: openai.AsyncOpenAI, fake: FakeUpstream
+) -> None:
+    fake.fail("gpt-4o-mini", 429, times=1)
+    with pytest.raises(openai.AuthenticationError):
+        await chat(client.with_options(api_key="sk-wrong"))
+    with pytest.raises(openai.RateLimitError):
+        await chat(client)
+    assert await chat(client) == REPLY
+    assert fake.calls("gpt-4o-mini") == 3
+
+
 async def test_reset_forgets_calls_but_keeps_failures(client: openai.AsyncOpenAI, fake: FakeUpstream) -> None:
     fake.fail("gpt-4o-mini", 500)
     with pytest.raises(openai.InternalServerError):

@@ -9,9 +9,9 @@ from gateway.limits import (
     FIRST_PAUSE,
     MAX_PAUSE,
     WINDOW_SECONDS,
-    Backoff,
     LimitResult,
     MemoryRateLimiter,
+    RedisOutage,
     format_reset,
 )
 from tests.unit.helpers import Clock, assert_envelope
@@ -103,51 +103,51 @@ def test_format_reset(seconds: float, text: str) -> None:
 
 
 def test_redis_is_skipped_for_a_pause_after_it_fails(clock: Clock) -> None:
-    backoff = Backoff(clock)
-    assert backoff.may_try() and not backoff.down
-    assert backoff.failed("TimeoutError")  # starts an outage
-    assert backoff.down and not backoff.may_try()
+    outage = RedisOutage(clock)
+    assert outage.may_try() and not outage.down
+    assert outage.failed("TimeoutError")  # starts an outage
+    assert outage.down and not outage.may_try()
     clock.advance(FIRST_PAUSE - 0.01)
-    assert not backoff.may_try()
+    assert not outage.may_try()
     clock.advance(0.01)
-    assert backoff.may_try()  # the probe
-    assert not backoff.may_try()  # only one at a time
+    assert outage.may_try()  # the probe
+    assert not outage.may_try()  # only one at a time
 
 
 def test_failed_probes_double_the_pause_up_to_the_cap(clock: Clock) -> None:
-    backoff = Backoff(clock)
-    backoff.failed("ConnectionError")
+    outage = RedisOutage(clock)
+    outage.failed("ConnectionError")
     pauses = []
     for _ in range(7):
-        clock.advance(backoff.pause)
-        assert backoff.may_try()
-        assert not backoff.failed("ConnectionError")  # the same outage
-        pauses.append(backoff.pause)
+        clock.advance(outage.pause)
+        assert outage.may_try()
+        assert not outage.failed("ConnectionError")  # the same outage
+        pauses.append(outage.pause)
     assert pauses == [2 * FIRST_PAUSE, 4 * FIRST_PAUSE, 8 * FIRST_PAUSE, MAX_PAUSE, MAX_PAUSE, MAX_PAUSE, MAX_PAUSE]
 
 
 def test_calls_sent_before_the_outage_began_do_not_extend_it(clock: Clock) -> None:
-    backoff = Backoff(clock)
-    assert [backoff.may_try() for _ in range(5)] == [True] * 5  # five requests in flight when Redis hangs
-    assert [backoff.failed("TimeoutError") for _ in range(5)] == [True, False, False, False, False]
-    assert backoff.pause == FIRST_PAUSE
+    outage = RedisOutage(clock)
+    assert [outage.may_try() for _ in range(5)] == [True] * 5  # five requests in flight when Redis hangs
+    assert [outage.failed("TimeoutError") for _ in range(5)] == [True, False, False, False, False]
+    assert outage.pause == FIRST_PAUSE
 
 
 def test_a_probe_given_up_lets_the_next_request_probe(clock: Clock) -> None:
-    backoff = Backoff(clock)
-    backoff.failed("TimeoutError")
+    outage = RedisOutage(clock)
+    outage.failed("TimeoutError")
     clock.advance(FIRST_PAUSE)
-    assert backoff.may_try()
-    backoff.abandoned()  # the probing request was cancelled
-    assert backoff.may_try()
+    assert outage.may_try()
+    outage.abandoned()  # the probing request was cancelled
+    assert outage.may_try()
 
 
 def test_an_answer_ends_the_outage(clock: Clock) -> None:
-    backoff = Backoff(clock)
-    assert not backoff.answered()  # no outage to end
-    backoff.failed("TimeoutError")
+    outage = RedisOutage(clock)
+    assert not outage.answered()  # no outage to end
+    outage.failed("TimeoutError")
     clock.advance(FIRST_PAUSE)
-    assert backoff.may_try()
-    assert backoff.answered()
-    assert not backoff.down and backoff.may_try() and backoff.may_try()
-    assert backoff.failed("TimeoutError") and backoff.pause == FIRST_PAUSE  # a new outage starts short again
+    assert outage.may_try()
+    assert outage.answered()
+    assert not outage.down and outage.may_try() and outage.may_try()
+    assert outage.failed("TimeoutError") and outage.pause == FIRST_PAUSE  # a new outage starts short again
