@@ -23,8 +23,10 @@ _ERROR_STATUS = {
     "request_too_large": 413, "rate_limit_error": 429, "api_error": 500, "overloaded_error": 529,
 }
 LIST_LIMIT = 100
-# How much earlier than the job's record a batch may be stamped and still be its (clock skew between hosts).
+# How much earlier than the job's record a batch may be stamped and still be its (clock skew between hosts), and
+# how much later (a create runs at most the upstream total timeout after its job is recorded, plus the skew).
 CLOCK_SKEW = timedelta(minutes=2)
+LATEST_CREATE = timedelta(minutes=15)
 
 
 def anthropic_error(status: int, body: bytes, headers: Any) -> NetraError:
@@ -74,7 +76,7 @@ class AnthropicBatches:
             batch = obj(batch)
             batch_id = str(batch.get("id") or "")
             created = _when(batch.get("created_at"))
-            fits = created is not None and created >= job.created_at - CLOCK_SKEW
+            fits = created is not None and job.created_at - CLOCK_SKEW <= created <= job.created_at + LATEST_CREATE
             if batch_id and batch_id not in known and fits and _total(batch) == job.request_count:
                 return batch_id
         return None
