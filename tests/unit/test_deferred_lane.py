@@ -6,19 +6,22 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
-from core.config import ModelConfig
+from core.config import ModelConfig, ProviderConfig
 from core.deferred_models import COMPLETED, EXPIRED, FAILED, DeferredRequest
 from core.errors import InvalidParameter, UpstreamRejected
 from core.prices import compute_cost, load_seed
 from core.usage import Usage
 from gateway.deferred.accept import check_deferrable
 from gateway.deferred.anthropic_batches import result_outcome
-from gateway.deferred.openai_batches import line_outcome
+from gateway.deferred.http import BatchHTTP
+from gateway.deferred.openai_batches import AzureBatches, line_outcome
 from gateway.deferred.rows import ledger_row
 from gateway.providers.base import UpstreamCall
+from gateway.providers.http import Timeouts
 
 PRICES = load_seed()
 RECEIVED_US = 1_764_000_000_000_000
@@ -149,3 +152,21 @@ def test_an_unpriced_model_has_unknown_cost_and_no_claimed_saving() -> None:
 
 def test_the_same_stored_request_always_gives_the_same_row() -> None:
     assert ledger_row(finished(), PRICES) == ledger_row(finished(), PRICES)
+
+
+async def test_azure_batches_use_deployment_paths_with_the_api_version_and_key() -> None:
+    config = ProviderConfig.model_validate({
+        "name": "az", "kind": "azure", "base_url": "https://res.openai.azure.com", "api_key": "k-123",
+        "api_version": "2025-01-01",
+    })
+    session = aiohttp.ClientSession()
+    try:
+        client = AzureBatches(config, BatchHTTP(session, Timeouts(1, 1, 1, 1), "az"))
+        line = orjson.loads(client.line(finished(upstream_model="gpt-4o-deployment", body='{"model":"m","n":1}')))
+    finally:
+        await session.close()
+    assert client.url("batches?limit=5") == "https://res.openai.azure.com/openai/batches?limit=5&api-version=2025-01-01"
+    assert client.url("files") == "https://res.openai.azure.com/openai/files?api-version=2025-01-01"
+    assert client.auth == {"api-key": "k-123"}
+    assert line == {"custom_id": "def_1", "method": "POST", "url": "/chat/completions",
+                    "body": {"model": "gpt-4o-deployment", "n": 1}}
