@@ -22,7 +22,7 @@ RUN groupadd --system netra && useradd --system --gid netra --home-dir /var/lib/
 COPY --from=build /opt/netra /opt/netra
 USER netra
 WORKDIR /var/lib/netra
-EXPOSE 8080
+EXPOSE 8080 8081
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
     CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=2)" || exit 1

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from cli import accounts, invoices, ledger, policies, preflight, prices, serve
+from cli import accounts, admin, invoices, ledger, policies, preflight, prices, serve, users
 from cli.common import CommandError, fail
 from core.models import TIERS
 from core.settings import Settings
@@ -54,8 +54,9 @@ def _add_listen(cmd: argparse.ArgumentParser) -> None:
 
 
 def _add_serve(sub: Sub) -> None:
-    run = _command(sub, "run", "apply migrations, then serve the gateway (one process, embedded defaults)")
+    run = _command(sub, "run", "apply migrations, then serve the gateway and the admin app (embedded defaults)")
     _add_listen(run)
+    run.add_argument("--admin-port", type=int, help=f"the admin app's port (default: {_setting('admin_port')})")
     run.set_defaults(func=serve.run, checks=(preflight.config_problem, preflight.database_problem))
     gateway = _command(sub, "gateway", "serve the gateway alone, for production (run `netra migrate` first)")
     _add_listen(gateway)
@@ -163,7 +164,8 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_serve, _add_tenants, _add_keys, _add_ledger, _add_prices, _add_policies):
         add(sub)
-    invoices.register(sub, HelpFormatter)
+    for module in (invoices, users, admin):
+        module.register(sub, HelpFormatter)
     return root
 
 

@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     # once their bytes pass this bound.
     cache_max_bytes: int = 256 * 1024 * 1024
 
+    # The admin app (admin/): its port beside the gateway's, its tokens' lifetimes, and login throttling: an
+    # account (or a client address) with this many failed logins in the window is refused until they age out.
+    admin_port: int = 8081
+    admin_access_token_ttl: int = Field(default=900, gt=0)
+    admin_refresh_token_ttl: int = Field(default=7 * 24 * 3600, gt=0)
+    admin_login_window: int = Field(default=900, gt=0)
+    admin_login_max_failures: int = Field(default=5, gt=0)
+    admin_login_max_failures_per_address: int = Field(default=20, gt=0)
+    admin_password_min_length: int = Field(default=12, ge=8)
+    # Argon2id cost of new password hashes (RFC 9106's second recommendation by default; a hash keeps its own).
+    admin_password_hash_time_cost: int = Field(default=3, ge=1)
+    admin_password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024)
+
     # The deferred lane (x-netra-defer): queued requests go to a provider batch job once this many are queued for
     # one provider model or the oldest has waited the window; submitted jobs are polled at the poll interval.
     defer_max_requests: int = Field(default=10_000, gt=0)
@@ -68,8 +81,8 @@ class Settings(BaseSettings):
     defer_poll_interval: float = Field(default=30.0, gt=0)
 
     ledger_enabled: bool = True
-    # "process": a child process ingests the spill into ClickHouse (the embedded engine's CPU and memory stay
-    # out of the gateway); "thread": this process does (tests that read the same embedded store use it).
+    # "process": the data dir's one ledger process ingests the spill into ClickHouse (the embedded engine's CPU and
+    # memory stay out of the gateway); "thread": this process does (tests that read the same embedded store use it).
     ledger_ingest: Literal["process", "thread"] = "process"
     ledger_segment_bytes: int = 16 * 1024 * 1024
     ledger_batch_rows: int = 10_000

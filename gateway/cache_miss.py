@@ -17,12 +17,13 @@ from gateway.cache_outcomes import hit_headers, netra_headers, note_hit, reused,
 from gateway.cache_plan import CachePlan
 from gateway.coalesce import Shared
 from gateway.context import CallContext
+from gateway.embed_send import send_reply
 from gateway.flight import Flight, Subscription
 from gateway.providers.base import UpstreamCall, UpstreamReply
 from gateway.responses import BytesResponse, FlightResponse
 from gateway.routing import Route
 from gateway.state import GatewayState
-from gateway.upstream import open_stream, send
+from gateway.upstream import open_stream
 
 
 class Miss:
@@ -43,7 +44,7 @@ class Miss:
         if self.found is not None:
             return UpstreamReply(replay_json(self.found), self.found.usage())
         call, ctx = self.call, self.ctx
-        reply = await send(self.state, ctx, call, self.route)
+        reply = await send_reply(self.state, ctx, call, self.route)  # embeddings may be micro-batched
         if self.plan.store and reply.status == 200:
             entry = entry_from_reply(
                 reply.body, endpoint=call.endpoint, request_id=ctx.request_id, stored_at=time.time(),

@@ -16,13 +16,14 @@ from gateway.caching import netra_headers, serve_cached
 from gateway.calls import start_row
 from gateway.context import CallContext
 from gateway.deferred import defer
+from gateway.embed_send import send_reply
 from gateway.limits import LimitResult
 from gateway.providers.base import UpstreamCall
 from gateway.responses import BytesResponse, ProxyResponse, SSEResponse
 from gateway.routing import Route, plan_route
 from gateway.state import GatewayState, get_ctx, get_state
 from gateway.tiers import hourly_limit
-from gateway.upstream import open_stream, send
+from gateway.upstream import open_stream
 from policies import RoutePolicy, decide
 
 # Model names are short; a longer one is kept this long in the ledger (the rest is a client's noise).
@@ -134,7 +135,7 @@ async def forward(state: GatewayState, ctx: CallContext, call: UpstreamCall, rou
     if call.stream:
         stream = await open_stream(state, ctx, call, route)
         return SSEResponse(stream, ctx, netra_headers(ctx, "bypass"))
-    reply = await send(state, ctx, call, route)
+    reply = await send_reply(state, ctx, call, route)  # embeddings may be micro-batched
     ctx.usage, ctx.completion_chars = reply.usage, reply.completion_chars
     return BytesResponse(reply.body, netra_headers(ctx, "bypass"), reply.status)
 

@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -29,6 +30,7 @@ from gateway.auth import KeyAuthenticator
 from gateway.cache import CacheBackend, open_cache
 from gateway.coalesce import Coalescer
 from gateway.deferred import DeferredLane
+from gateway.embed_batch import EmbeddingBatcher
 from gateway.ledger import Ledger, LedgerWriter, NullLedgerWriter, RowSink
 from gateway.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.policy_holder import PolicyHolder
@@ -58,7 +60,7 @@ async def record_prices(config: GatewayConfig, sessions: async_sessionmaker[Asyn
 
 
 async def open_store(settings: Settings, stack: AsyncExitStack) -> ClickHouseStore | None:
-    """The analytics store, migrated, when this process ingests (None with the ledger off or ingesting in a child)."""
+    """The analytics store, migrated, when this process ingests (None: ledger off, or the ledger process ingests)."""
     if not settings.ledger_enabled or settings.ledger_ingest == "process":
         return None
     store = await asyncio.to_thread(ClickHouseStore.open, settings)
@@ -148,6 +150,20 @@ def first_deployments(config: GatewayConfig) -> dict[str, ModelConfig]:
     return models
 
 
+def open_batcher(settings: Settings, metrics: GatewayMetrics, stack: AsyncExitStack) -> EmbeddingBatcher:
+    """The embeddings micro-batcher; at shutdown the batches still gathering are sent and their calls finished."""
+    batcher = EmbeddingBatcher(metrics.registry)
+    stack.push_async_callback(batcher.close, settings.graceful_shutdown_timeout)
+    return batcher
+
+
+def open_http(settings: Settings, stack: AsyncExitStack) -> aiohttp.ClientSession:
+    """The one pooled upstream HTTP session, closed last of the request path's clients."""
+    http = create_session(settings)
+    stack.push_async_callback(http.close)
+    return http
+
+
 async def build_state(
     settings: Settings, env: Mapping[str, str], stack: AsyncExitStack, wrap_sink: SinkWrapper | None = None
 ) -> GatewayState:
@@ -155,8 +171,7 @@ async def build_state(
     config = load_config(settings, env)
     engine, sessions = open_database(settings, stack)
     redis = open_redis(settings, stack)
-    http = create_session(settings)
-    stack.push_async_callback(http.close)
+    http = open_http(settings, stack)
     metrics, access_log = GatewayMetrics(), open_access_log(stack)
     store = await open_store(settings, stack)
     prices = await record_prices(config, sessions)
@@ -165,13 +180,14 @@ async def build_state(
     policies = await open_policies(settings, sessions, redis, stack)
     fills: set[asyncio.Task[None]] = set()
     providers = build_providers(config, http, Timeouts.from_settings(settings))
+    batcher = open_batcher(settings, metrics, stack)
     return GatewayState(
         settings=settings, config=config, models=first_deployments(config), providers=providers,
         deployments=Deployments(config, providers, settings, metrics),
         auth=KeyAuthenticator(sessions, settings.key_cache_ttl), limiter=open_limiter(redis), ledger=ledger,
         prices=prices, metrics=metrics, engine=engine, sessions=sessions, store=store, redis=redis,
         started_at=int(time.time()), access_log=access_log, policies=policies,
-        cache=open_response_cache(settings, redis, fills, stack), coalescer=Coalescer(), fills=fills,
+        cache=open_response_cache(settings, redis, fills, stack), coalescer=Coalescer(), batcher=batcher, fills=fills,
     )
 
 

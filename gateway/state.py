@@ -21,6 +21,7 @@ from gateway.auth import KeyAuthenticator
 from gateway.cache import CacheBackend
 from gateway.coalesce import Coalescer
 from gateway.context import CallContext
+from gateway.embed_batch import EmbeddingBatcher
 from gateway.flight import Flight
 from gateway.ledger import Ledger
 from gateway.limits import RateLimiter
@@ -53,6 +54,7 @@ class GatewayState:
     policies: PolicyHolder
     cache: CacheBackend
     coalescer: Coalescer
+    batcher: EmbeddingBatcher  # embeddings micro-batching (batch policies)
     # Cache fills of streams still being written (kept referenced until done; awaited at shutdown).
     fills: set[asyncio.Task[None]] = field(default_factory=set)
     # Streams whose answer is being stored, by in-flight key, with the leader's request id: a request arriving

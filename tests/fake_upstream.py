@@ -50,7 +50,14 @@ from tests.fake_upstream_failures import FailureRoutes, RetryAfter
 from tests.fake_upstream_files import FileRoutes, FileStore, StoredFile
 from tests.fake_upstream_http import Endpoint, Handler, ProviderHandlers, RecordedRequest, UpstreamState
 from tests.fake_upstream_message_batches import MessageBatchRoutes
-from tests.fake_upstream_openai import MODELS_BODY, completion, completion_chunks, embeddings, model_body
+from tests.fake_upstream_openai import (
+    MODELS_BODY,
+    completion,
+    completion_chunks,
+    embeddings,
+    embeddings_refusal,
+    model_body,
+)
 from tests.fake_upstream_responses import response, response_events
 from tests.fake_upstream_wire import WIRES
 
@@ -62,9 +69,9 @@ def endpoints(api_key: str, anthropic_key: str) -> list[tuple[str, Endpoint]]:
     """Every POST path the fake serves and the endpoint behind it."""
     openai, azure, anthropic = OpenAIDialect(api_key), AzureDialect(api_key), AnthropicDialect(anthropic_key)
     kinds = {
-        "chat/completions": (("messages",), chat_completion, chat_chunks),
-        "completions": (("prompt",), completion, completion_chunks),
-        "embeddings": (("input",), embeddings, None),
+        "chat/completions": (("messages",), chat_completion, chat_chunks, None),
+        "completions": (("prompt",), completion, completion_chunks, None),
+        "embeddings": (("input",), embeddings, None, embeddings_refusal),
     }
     table = [(f"/v1/{path}", Endpoint(openai, *kind)) for path, kind in kinds.items()]
     table += [(f"/openai/deployments/{{deployment}}/{path}", Endpoint(azure, *kind)) for path, kind in kinds.items()]

@@ -2,7 +2,8 @@
 
 A behaviour is chosen by substrings of the requested model (or Azure deployment) name, tensorzero style:
 ``gpt-4o-mini-error-500`` fails with a 500, ``claude-slow-200-tools`` waits 200 ms and calls a tool,
-``gpt-4o-mini-wire-spaced`` writes its answer with spaced JSON (``tests/fake_upstream_wire.py``).
+``gpt-4o-mini-wire-spaced`` writes its answer with spaced JSON (``tests/fake_upstream_wire.py``); for embeddings,
+``item-usage`` puts each input's own usage on its data item and ``shuffled`` lists the data in reverse index order.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Behaviour:
     cached: bool = False
     tools: bool = False
     wire: str | None = None
+    item_usage: bool = False  # embeddings: every data item carries its own input's usage (some compatible servers)
+    shuffled: bool = False  # embeddings: data items in reverse index order (clients must order them by index)
 
     @property
     def pieces(self) -> int:
@@ -70,6 +73,8 @@ def behaviour_for(model: str) -> Behaviour:
         cached="cached" in model,
         tools="tools" in model,
         wire=wire.group(1) if wire else None,
+        item_usage="item-usage" in model,
+        shuffled="shuffled" in model,
     )
 
 

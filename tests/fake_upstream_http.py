@@ -19,6 +19,8 @@ from tests.fake_upstream_wire import SPLIT_PAUSE_S, Wire, wire_named
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Answer = Callable[[dict[str, Any], str, Behaviour], dict[str, Any]]
 Streamer = Callable[[dict[str, Any], str, Behaviour], Stream]
+# Why the provider refuses a well-formed body (message, param), or None: e.g. an embedding input over the model's limit.
+Refusal = Callable[[dict[str, Any]], tuple[str, str | None] | None]
 INVALID_JSON = "We could not parse the JSON body of your request."
 _UNPARSED = object()
 
@@ -117,6 +119,7 @@ class Endpoint:
     required: tuple[str, ...]
     answer: Answer
     stream: Streamer | None = None
+    refuse: Refusal | None = None
 
 
 def json_response(payload: Any, dialect: Dialect, wire: Wire) -> web.Response:
@@ -169,6 +172,9 @@ class ProviderHandlers:
         if body.get("stream") is True and endpoint.stream is not None:
             return await self.stream(request, endpoint, body, str(model), behaviour)
         failure = await self.misbehave(dialect, str(model), behaviour)
+        refusal = endpoint.refuse(body) if endpoint.refuse is not None and failure is None else None
+        if refusal is not None:
+            return dialect.invalid(refusal[0], refusal[1], None)
         answer = endpoint.answer(body, str(model), behaviour)
         return failure or json_response(answer, dialect, self.state.wire_for(behaviour))
 

@@ -27,6 +27,9 @@ from tests.fake_upstream_chat import FINGERPRINT, choice_count
 
 DEFAULT_DIMENSIONS = 8
 MAX_DIMENSIONS = 4096
+# OpenAI's embedding models: at most this many tokens per input, and this many inputs per request.
+MAX_INPUT_TOKENS = 8192
+MAX_INPUTS = 2048
 MODEL_IDS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1-mini", "o3-mini", "text-embedding-3-small", "text-embedding-3-large")
 MODELS_BODY = orjson.dumps(
     {
@@ -126,14 +129,38 @@ def _dimensions(body: dict[str, Any]) -> int:
     return min(max(dimensions, 1), MAX_DIMENSIONS) if isinstance(dimensions, int) else DEFAULT_DIMENSIONS
 
 
+def embeddings_refusal(body: dict[str, Any]) -> tuple[str, str | None] | None:
+    """OpenAI's refusal of an embeddings request with too many inputs or an input over the model's context."""
+    items = _prompt_parts(body.get("input"))
+    if len(items) > MAX_INPUTS:
+        return f"Invalid 'input': array too long. Expected an array with maximum length {MAX_INPUTS}.", "input"
+    longest = max((_item_tokens(item) for item in items), default=0)
+    if longest > MAX_INPUT_TOKENS:
+        return (
+            f"This model's maximum context length is {MAX_INPUT_TOKENS} tokens, however you requested {longest} tokens"
+            f" ({longest} in your prompt; 0 for the completion). Please reduce your prompt; or completion length.",
+            None,
+        )
+    return None
+
+
+def _embedding_item(item: Any, index: int, dimensions: int, use_base64: bool, behaviour: Behaviour) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "object": "embedding", "index": index, "embedding": embedding_vector(str(item), dimensions)[use_base64],
+    }
+    if behaviour.item_usage:
+        tokens = _item_tokens(item)
+        data["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return data
+
+
 def embeddings(body: dict[str, Any], model: str, behaviour: Behaviour) -> dict[str, Any]:
     """A CreateEmbeddingResponse: one vector per input item, floats or base64 as asked."""
     dimensions, use_base64 = _dimensions(body), body.get("encoding_format") == "base64"
     items = _prompt_parts(body.get("input"))
-    data = [
-        {"object": "embedding", "index": index, "embedding": embedding_vector(str(item), dimensions)[use_base64]}
-        for index, item in enumerate(items)
-    ]
+    data = [_embedding_item(item, index, dimensions, use_base64, behaviour) for index, item in enumerate(items)]
+    if behaviour.shuffled:
+        data.reverse()
     result: dict[str, Any] = {"object": "list", "data": data, "model": model}
     if not behaviour.no_usage:
         tokens = input_tokens(body.get("input"))

@@ -86,12 +86,12 @@ class Netra:
             assert done.returncode == 0, done.stderr
         return done
 
-    def start(self, command: str = "run") -> None:
-        """Start the server and wait until it is ready (its ledger ingest has the store open, too)."""
+    def start(self, command: str = "run", *extra: str) -> None:
+        """Start the server and wait until it is ready (its ledger process has the store open, too)."""
         self.log = self.data_dir / f"netra-{self.port}.log"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [*NETRA, command, "--port", str(self.port)], cwd=ROOT, env=self.env, stdout=out, stderr=out,
+                [*NETRA, command, "--port", str(self.port), *extra], cwd=ROOT, env=self.env, stdout=out, stderr=out,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -120,6 +120,6 @@ def make_netra(tmp: Path, fake_url: str, **env: str) -> Netra:
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("NETRA_") and k != "OPENAI_API_KEY"},
         "NETRA_DATA_DIR": str(tmp / "data"), "NETRA_CONFIG": str(config), "FAKE_OPENAI_KEY": FAKE_KEY,
-        "NETRA_LEDGER_FLUSH_INTERVAL": "0.05", **env,
+        "NETRA_LEDGER_FLUSH_INTERVAL": "0.05", "NETRA_ADMIN_PORT": str(free_port()), **env,
     }
     return Netra(data_dir=tmp, env=full_env, port=free_port())

@@ -1,0 +1,26 @@
+"""The admin app's routes; who may call each is in admin/permissions.py."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from admin import auth_api, pages, users_api
+from admin.pages import STATIC_DIR
+
+
+def routes() -> list[BaseRoute]:
+    """Every route of the admin app."""
+    return [
+        Route("/health", pages.health, methods=["GET"]),
+        Route("/login", pages.login_page, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/api/auth/login", auth_api.login, methods=["POST"]),
+        Route("/api/auth/refresh", auth_api.refresh, methods=["POST"]),
+        Route("/api/auth/logout", auth_api.logout, methods=["POST"]),
+        Route("/api/me", auth_api.me, methods=["GET"]),
+        Route("/api/users", users_api.users_list, methods=["GET"]),
+        Route("/api/users", users_api.users_create, methods=["POST"]),
+        Route("/api/users/{user_id}/disable", users_api.users_disable, methods=["POST"]),
+        Route("/api/audit", users_api.audit_list, methods=["GET"]),
+    ]
