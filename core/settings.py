@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     admin_password_hash_time_cost: int = Field(default=3, ge=1)
     admin_password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024)
 
+    # The deferred lane (x-netra-defer): queued requests go to a provider batch job once this many are queued for
+    # one provider model or the oldest has waited the window; submitted jobs are polled at the poll interval.
+    defer_max_requests: int = Field(default=10_000, gt=0)
+    defer_window: float = Field(default=60.0, gt=0)
+    defer_poll_interval: float = Field(default=30.0, gt=0)
+
     ledger_enabled: bool = True
     # "process": the data dir's one ledger process ingests the spill into ClickHouse (the embedded engine's CPU and
     # memory stay out of the gateway); "thread": this process does (tests that read the same embedded store use it).

@@ -29,6 +29,7 @@ from core.settings import Settings
 from gateway.auth import KeyAuthenticator
 from gateway.cache import CacheBackend, open_cache
 from gateway.coalesce import Coalescer
+from gateway.deferred import DeferredLane
 from gateway.embed_batch import EmbeddingBatcher
 from gateway.ledger import Ledger, LedgerWriter, NullLedgerWriter, RowSink
 from gateway.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -190,6 +191,14 @@ async def build_state(
     )
 
 
+async def open_deferred(state: GatewayState, stack: AsyncExitStack) -> DeferredLane:
+    """The deferred lane's worker; stopped before the ledger closes (the stack unwinds in reverse)."""
+    providers = {name: provider.config for name, provider in state.providers.items()}
+    lane = DeferredLane(state.settings, state.sessions, providers, state.ledger, state.prices)
+    await lane.start(stack)
+    return lane
+
+
 def lifespan_for(settings: Settings, env: Mapping[str, str], wrap_sink: SinkWrapper | None = None) -> Any:
     """The app's lifespan: state up before the first request, everything flushed and closed after the last."""
 
@@ -197,6 +206,7 @@ def lifespan_for(settings: Settings, env: Mapping[str, str], wrap_sink: SinkWrap
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
             state = await build_state(settings, env, stack, wrap_sink)
+            await open_deferred(state, stack)
             # Everything built so far lives as long as the app: keep it out of every future GC pass.
             gc.collect()
             gc.freeze()
