@@ -49,17 +49,13 @@ async def list_policies(
     return [r for r in rows if (kind is None or r.kind == kind) and (tenant is None or applies_to(r, tenant))]
 
 
-async def _history(session: AsyncSession, policy_id: str) -> PolicyHistory:
-    try:
-        return await store.policy_history(session, policy_id)
-    except PolicyStoreError as exc:
-        raise NotFound("No such policy.", code="policy_not_found", param="policy_id") from exc
-
-
 async def history(sessions: Sessions, policy_id: str) -> PolicyHistory:
     """Every version and event of a policy; 404 for an unknown id."""
     async with sessions() as session:
-        return await _history(session, policy_id)
+        try:
+            return await store.policy_history(session, policy_id)
+        except PolicyStoreError as exc:
+            raise NotFound("No such policy.", code="policy_not_found", param="policy_id") from exc
 
 
 def _version(found: PolicyHistory, number: int, param: str) -> PolicyVersion:
@@ -109,36 +105,53 @@ async def create(sessions: Sessions, redis: Redis | None, actor: Actor, document
     return await _change(sessions, redis, work)
 
 
+async def _latest(sessions: Sessions, policy_id: str) -> PolicyVersion:
+    """The newest version, read in a session of its own: the change's session then starts with the store's
+    counter update, its write lock taken first (SQLite cannot turn a read transaction into a write after
+    another writer has committed)."""
+    return (await history(sessions, policy_id)).versions[-1]
+
+
 async def edit(
     sessions: Sessions, redis: Redis | None, actor: Actor, policy_id: str, document: dict[str, Any]
 ) -> PolicyVersion:
     """Store a document as the next version (active at once when the version it replaces was active)."""
     policy = parse_document(document)
+    latest = await _latest(sessions, policy_id)
+    if latest.kind != policy.kind:
+        raise InvalidParameter(f"The policy is a {latest.kind} policy; a policy keeps its kind.",
+                               code="invalid_value", param="kind")
 
     async def work(session: AsyncSession) -> PolicyVersion:
-        latest = (await _history(session, policy_id)).versions[-1]
-        if latest.kind != policy.kind:
-            raise InvalidParameter(f"The policy is a {latest.kind} policy; a policy keeps its kind.",
-                                   code="invalid_value", param="kind")
         with audited(session, actor, _added("policy.edit", version_dict(latest))):
             return await store.edit_policy(session, policy_id, policy, actor.policy_author)
 
     return await _change(sessions, redis, work)
 
 
+def _status_changed(action: str, latest: PolicyVersion) -> Callable[[Session], list[Change]]:
+    before = version_dict(latest)
+
+    def describe(committing: Session) -> list[Change]:
+        # The version the store changed, as the committing session holds it.
+        after = committing.get(PolicyVersion, (latest.policy_id, latest.version))
+        return [Change(action, "policy", latest.policy_id, before, version_dict(after) if after else None)]
+
+    return describe
+
+
 async def _set_status(
     sessions: Sessions, redis: Redis | None, actor: Actor, policy_id: str, status: str
 ) -> PolicyVersion:
+    latest = await _latest(sessions, policy_id)
+    if latest.status == "retired" and status == "active":
+        raise Conflict("The policy is retired; edit it to propose a new version.", code="policy_retired",
+                       param="policy_id")
     setter = store.activate_policy if status == "active" else store.retire_policy
+    action = "policy.activate" if status == "active" else "policy.retire"
 
     async def work(session: AsyncSession) -> PolicyVersion:
-        latest = (await _history(session, policy_id)).versions[-1]
-        if latest.status == "retired" and status == "active":
-            raise Conflict("The policy is retired; edit it to propose a new version.", code="policy_retired",
-                           param="policy_id")
-        before = version_dict(latest)
-        action = "policy.activate" if status == "active" else "policy.retire"
-        with audited(session, actor, lambda _: [Change(action, "policy", policy_id, before, version_dict(latest))]):
+        with audited(session, actor, _status_changed(action, latest)):
             return await setter(session, policy_id, actor.policy_author)
 
     return await _change(sessions, redis, work)
