@@ -8,17 +8,20 @@ ledger that cannot be reached is a 503 ledger_unavailable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from core.clickhouse import ClickHouseLocked
 from core.errors import ServiceUnavailable
-from core.ledger_reader import LedgerReader, LedgerUnavailable, open_reader
+from core.ledger_reader import LedgerQueryError, LedgerReader, LedgerUnavailable, open_reader
 from core.settings import Settings
 
+T = TypeVar("T")
+# What reading the ledger may fail with when it cannot be reached or answer (a 503, never a 500).
+READ_FAILURES = (LedgerUnavailable, LedgerQueryError, ClickHouseError, OSError)
 # How long a request waits for a ledger process that is starting or stopping before answering 503.
 PATIENCE_SECONDS = 5.0
 
@@ -66,3 +69,12 @@ class SharedReader:
     async def reader(self) -> AsyncIterator[LedgerReader]:
         """The shared reader, left open."""
         yield self.opened
+
+
+async def read(ledger: LedgerAccess, ask: Callable[[LedgerReader], T]) -> T:
+    """Ask a blocking question of a reader, off the event loop; an unreachable ledger is a 503."""
+    try:
+        async with ledger.reader() as opened:
+            return await asyncio.to_thread(ask, opened)
+    except READ_FAILURES as exc:
+        raise unavailable() from exc

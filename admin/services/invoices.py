@@ -8,12 +8,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, cast
 
-from clickhouse_connect.driver.exceptions import ClickHouseError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from admin.errors import Conflict
-from admin.ledger import LedgerAccess, unavailable
+from admin.ledger import READ_FAILURES, LedgerAccess, unavailable
 from admin.services.changes import Actor, AuditedSessions, Change, added, audited
 from admin.services.tenants import tenant_by_id
 from core.errors import InvalidParameter, NotFound
@@ -23,7 +22,6 @@ from core.invoices.document import iso
 from core.invoices.pdfform import render_pdf
 from core.invoices.records import STATUSES, InvoiceRecord
 from core.invoices.terms import InvoiceError, Month
-from core.ledger_reader import LedgerQueryError, LedgerUnavailable
 
 Sessions = async_sessionmaker[AsyncSession]
 FORMATS: dict[str, tuple[str, Callable[[dict[str, Any]], bytes]]] = {
@@ -68,7 +66,7 @@ async def _ledger_work(
     try:
         async with ledger.reader() as opened:
             return await work(service.Books(sessions, opened))
-    except (LedgerUnavailable, LedgerQueryError, ClickHouseError, OSError) as exc:
+    except READ_FAILURES as exc:
         raise unavailable() from exc
 
 
