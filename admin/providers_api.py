@@ -39,13 +39,13 @@ async def providers_list(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": data})
 
 
-async def _change(request: Request, changes: dict[str, str | None]) -> Response:
+async def _change(request: Request, action: str, changes: dict[str, str | None]) -> Response:
     """Apply a change to the named provider's override and answer with the provider as it now stands."""
     state = get_state(request)
     provider = provider_named(await configured_providers(state.settings), request.path_params["name"])
     async with state.sessions() as session:
-        row = await change_override(session, provider.name, changes, actor=principal_of(request).email,
-                                    address=client_address(request))
+        row = await change_override(session, provider.name, changes, action=action,
+                                    actor=principal_of(request).email, address=client_address(request))
         version = await credentials_version(session)
     await announce(state.settings, version)
     return JSONResponse(entry(provider, row))
@@ -60,12 +60,12 @@ async def key_set(request: Request) -> Response:
     except CredentialError as exc:
         raise InvalidParameter(str(exc), code="invalid_value", param="api_key") from None
     sealed = seal(await sealing_key(state.settings), provider.name, key)
-    return await _change(request, {"api_key_sealed": sealed, "api_key_last4": last_four(key)})
+    return await _change(request, "provider.api_key.set", {"api_key_sealed": sealed, "api_key_last4": last_four(key)})
 
 
 async def key_clear(request: Request) -> Response:
     """Drop a provider's key override: the file's key is used again."""
-    return await _change(request, {"api_key_sealed": None, "api_key_last4": None})
+    return await _change(request, "provider.api_key.clear", {"api_key_sealed": None, "api_key_last4": None})
 
 
 async def base_url_set(request: Request) -> Response:
@@ -82,12 +82,12 @@ async def base_url_set(request: Request) -> Response:
     if provider.kind == "anthropic" and url.endswith("/v1"):
         raise InvalidParameter("An anthropic base URL is the host only, without /v1.", code="invalid_value",
                                param="base_url")
-    return await _change(request, {"base_url": url})
+    return await _change(request, "provider.base_url.set", {"base_url": url})
 
 
 async def base_url_clear(request: Request) -> Response:
     """Drop a provider's base URL override: the file's (or the vendor's) is used again."""
-    return await _change(request, {"base_url": None})
+    return await _change(request, "provider.base_url.clear", {"base_url": None})
 
 
 async def allowlist_list(request: Request) -> Response:

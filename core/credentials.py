@@ -125,7 +125,8 @@ async def override_of(session: AsyncSession, provider: str) -> ProviderCredentia
 
 
 async def change_override(
-    session: AsyncSession, provider: str, changes: dict[str, str | None], *, actor: str, address: str | None,
+    session: AsyncSession, provider: str, changes: dict[str, str | None], *, action: str, actor: str,
+    address: str | None,
 ) -> ProviderCredential:
     """Set (or clear, with None) fields of a provider's override, bump the counter and audit it, in one commit."""
     await _bump(session)
@@ -137,7 +138,6 @@ async def change_override(
     for name, value in changes.items():
         setattr(row, name, value)
     row.updated_at, row.updated_by = utcnow(), actor
-    action = "provider." + "+".join(sorted(n.removesuffix("_sealed") for n in changes))
     audit.record(session, actor, action, ("provider", provider), before=before, after=row.shown(), address=address)
     await session.commit()
     return row

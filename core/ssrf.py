@@ -33,6 +33,7 @@ _RANGES: tuple[tuple[str, Callable[[IPAddress], bool]], ...] = (
     ("link-local", lambda ip: ip.is_link_local),
     ("multicast", lambda ip: ip.is_multicast),
     ("carrier-grade NAT (100.64.0.0/10)", lambda ip: isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT),
+    ("reserved", lambda ip: ip.is_reserved),
     ("private", lambda ip: ip.is_private),
     ("not a public address", lambda ip: not ip.is_global),
 )
