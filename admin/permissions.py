@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from admin import providers_api
 from admin.errors import Forbidden, render, unauthenticated
 from admin.principal import Principal, authenticate
 from admin.security import SAFE_METHODS, check_csrf, check_origin
@@ -36,6 +37,7 @@ PERMISSIONS: Mapping[tuple[str, str], str] = MappingProxyType({
     ("POST", "/api/users"): "admin",
     ("POST", "/api/users/{user_id}/disable"): "admin",
     ("GET", "/api/audit"): "admin",
+    **providers_api.PERMISSIONS,
 })
 
 
