@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus, urlencode
 
-import jwt
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from jwt.algorithms import RSAAlgorithm
 
 REALM = "/realms/netra"
@@ -199,9 +199,14 @@ class FakeIssuer:
             else:
                 claims[name] = value
         key = self.sign_with or self.keys[0]
-        token = jwt.encode(claims, key.private, algorithm="RS256", headers={"kid": key.kid, **self.header_changes})
+        header = {"alg": "RS256", "typ": "JWT", "kid": key.kid, **self.header_changes}
+        # Signed here with RS256 whatever the header says, as a forger would.
+        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+        signature = key.private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         if self.tamper:
-            head, body, signature = token.split(".")
-            flipped = ("A" if signature[10] != "A" else "B")
-            token = f"{head}.{body}.{signature[:10]}{flipped}{signature[11:]}"
-        return token
+            signature = bytes([signature[0] ^ 1]) + signature[1:]
+        return f"{signing_input}.{_b64(signature)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
