@@ -62,10 +62,15 @@ async def _decode(token: str, provider: OidcProvider) -> dict[str, Any]:
         raise IdTokenInvalid(f"it is malformed ({exc})") from exc
 
 
+def _time(claims: dict[str, Any], name: str, default: float | None = None) -> float:
+    value = claims.get(name, default)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise IdTokenInvalid(f"its {name} is not a number")
+    return float(value)
+
+
 def _check_times(claims: dict[str, Any], now: datetime) -> None:
-    exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf", 0)
-    if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in (exp, iat, nbf)):
-        raise IdTokenInvalid("its times are not numbers")
+    exp, iat, nbf = _time(claims, "exp"), _time(claims, "iat"), _time(claims, "nbf", 0)
     moment = now.timestamp()
     if exp <= moment - LEEWAY:
         raise IdTokenInvalid("it has expired")

@@ -62,7 +62,8 @@ class Discovery:
         methods = document.get("token_endpoint_auth_methods_supported")
         # client_secret_basic is the default (OIDC Discovery §3); the secret goes in the body only when asked.
         in_body = isinstance(methods, list) and "client_secret_basic" not in methods and "client_secret_post" in methods
-        return cls(*(str(url) for url in endpoints), secret_in_body=in_body)
+        authorize, token, keys = (str(url) for url in endpoints)
+        return cls(authorize, token, keys, secret_in_body=in_body)
 
 
 def _keys_of(document: Mapping[str, Any]) -> dict[str, jwt.PyJWK]:

@@ -37,13 +37,14 @@ REFUSED_TOKENS = {
     "no nonce": lambda issuer: issuer.claim_changes.update(nonce=DROP),
     "unknown kid": lambda issuer: issuer.__setattr__("sign_with", SigningKey.new()),
     "alg header not RS256": lambda issuer: issuer.header_changes.update(alg="HS256"),
+    "exp not a number": lambda issuer: issuer.claim_changes.update(exp="tomorrow"),
     "several audiences, not ours as azp": lambda issuer: issuer.claim_changes.update(
         aud=[issuer.client_id, "another-client"], azp="another-client"),
 }
 REASONS = {
     "tampered signature": "signature", "wrong audience": "another client", "wrong issuer": "another issuer",
     "expired": "expired", "issued in the future": "not valid yet", "another sign-in's nonce": "nonce",
-    "no nonce": "nonce", "unknown kid": "does not publish", "alg header not RS256": "RS256",
+    "no nonce": "nonce", "exp not a number": "not a number", "unknown kid": "does not publish", "alg header not RS256": "RS256",
     "several audiences, not ours as azp": "another party",
 }
 
