@@ -44,7 +44,8 @@ REFUSED_TOKENS = {
 REASONS = {
     "tampered signature": "signature", "wrong audience": "another client", "wrong issuer": "another issuer",
     "expired": "expired", "issued in the future": "not valid yet", "another sign-in's nonce": "nonce",
-    "no nonce": "nonce", "exp not a number": "not a number", "unknown kid": "does not publish", "alg header not RS256": "RS256",
+    "no nonce": "nonce", "exp not a number": "not a number", "unknown kid": "does not publish",
+    "alg header not RS256": "RS256",
     "several audiences, not ours as azp": "another party",
 }
 
