@@ -15,6 +15,7 @@ from admin.state import AdminState, get_state
 from admin.tokens import issue_access
 from core import refresh_tokens
 from core.login_throttle import locked_for, note_attempt
+from core.oidc_users import is_sso_user
 from core.passwords import verify_password
 from core.user_store import MAX_EMAIL_LENGTH, user_by_email
 from core.users import User
@@ -41,7 +42,8 @@ async def login(request: Request) -> Response:
         if (wait := await locked_for(session, email, address, now, state.throttle)) is not None:
             raise login_locked(wait)
         user = await user_by_email(session, email)
-        stored = user.password_hash if user is not None else state.unknown_user_hash
+        # A single sign-on user has no password: it costs the decoy's time too, so timing does not tell it apart.
+        stored = user.password_hash if user is not None and not is_sso_user(user) else state.unknown_user_hash
         matched = await asyncio.to_thread(verify_password, stored, password)
         accepted = matched and user is not None and not user.disabled
         await note_attempt(session, email, address, accepted, now, state.throttle)

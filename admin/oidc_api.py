@@ -67,7 +67,8 @@ async def sso_callback(request: Request) -> Response:
         response = await _complete(request, get_state(request), provider)
     except NetraError as exc:
         response = render(exc)
-    response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH, httponly=True, samesite="lax")
+    response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH, httponly=True, samesite="lax",
+                           secure=provider.config.redirect_uri.startswith("https://"))
     return response
 
 
@@ -106,7 +107,7 @@ def _email_and_role(provider: OidcProvider, identity: Identity) -> tuple[str, st
     try:
         email = normalise_email(identity.email or "")
     except InvalidUser as exc:
-        raise Forbidden("The identity provider sent no email address (is the email scope requested?).",
+        raise Forbidden("The identity provider sent no usable email address (is the email scope requested?).",
                         code="sso_no_email") from exc
     role = provider.config.role_map.role_for(email, identity.claims)
     if role is None:

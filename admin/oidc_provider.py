@@ -95,9 +95,11 @@ class OidcProvider:
         self._key_fetches = 0
 
     async def _json(self, response: aiohttp.ClientResponse) -> dict[str, Any]:
-        body = await response.content.read(MAX_RESPONSE_BYTES + 1)
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise IssuerUnavailable(f"{response.url.host} answered with more than {MAX_RESPONSE_BYTES} bytes")
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > MAX_RESPONSE_BYTES:
+                raise IssuerUnavailable(f"{response.url.host} answered with more than {MAX_RESPONSE_BYTES} bytes")
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

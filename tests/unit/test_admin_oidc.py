@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from admin import auth_api
+from core.passwords import verify_password
 from core.settings import Settings
 from core.user_store import create_user, disable_by_email, list_users
 from tests.unit.admin_harness import PASSWORD, PASSWORD_HASH
@@ -175,3 +177,19 @@ async def test_the_issuer_saying_no_is_refused(sso: Sso) -> None:
     refused = await sso.sign_in()
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "sso_denied"
     assert "access_denied" in refused.json()["error"]["message"]
+
+
+async def test_a_password_login_to_an_sso_user_costs_a_full_hash_check(
+    sso: Sso, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sso.sign_in()
+    checked: list[str] = []
+
+    def recording(stored: str, password: str) -> bool:
+        checked.append(stored)
+        return verify_password(stored, password)
+
+    monkeypatch.setattr(auth_api, "verify_password", recording)
+    assert (await sso.admin.login("ada@example.com", PASSWORD)).status_code == 401
+    # The decoy Argon2 hash is verified, as for an unknown email, not the marker (which would fail at once).
+    assert len(checked) == 1 and checked[0].startswith("$argon2id$")
