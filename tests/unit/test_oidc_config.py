@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from pydantic import SecretStr
 
 from admin.oidc_config import CALLBACK_PATH, OidcConfigError, RoleMap, oidc_config
 from admin.permissions import PERMISSIONS, PUBLIC
+from cli.main import main
 from core.settings import Settings
 from tests.unit.admin_harness import running_admin
 from tests.unit.conftest import Database
@@ -121,3 +123,16 @@ async def test_anonymous_callers_reach_the_sso_routes_when_it_is_on(settings: Se
         refused = await http.get("/api/auth/oidc/callback")  # no sign-in started: refused, but not as a 401
         assert refused.status_code == 400 and refused.json()["error"]["code"] == "sso_state_invalid"
         assert (await http.post("/api/auth/oidc/login")).status_code == 405
+
+
+@pytest.mark.parametrize("command", ["admin", "run"])
+def test_netra_admin_and_run_say_what_sso_lacks_in_one_line(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NETRA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NETRA_OIDC_ISSUER", "https://id.example.com")
+    monkeypatch.setenv("NETRA_OIDC_CLIENT_SECRET", "hush-hush")
+    assert main([command]) != 0
+    error = capsys.readouterr().err
+    assert "NETRA_OIDC_CLIENT_ID" in error and "hush" not in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1
