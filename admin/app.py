@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from admin.errors import http_error, netra_error, server_error
 from admin.ledger import LedgerAccess, OpenPerUse
+from admin.oidc_provider import oidc_provider
 from admin.permissions import PERMISSIONS, PermissionGuard
 from admin.routes import routes
 from admin.secret import load_signing_key
@@ -66,9 +67,10 @@ def lifespan_for(settings: Settings, clock: Clock, ledger: LedgerAccess | None =
             key = await asyncio.to_thread(load_signing_key, settings)
             cost = HashCost.of(settings)
             decoy = await asyncio.to_thread(hash_password, secrets.token_urlsafe(16), cost)
+            oidc = await stack.enter_async_context(oidc_provider(settings, clock))
             state = AdminState(settings=settings, engine=engine, sessions=create_sessionmaker(engine),
                                signing_key=key, clock=clock, throttle=throttle_of(settings), hash_cost=cost,
-                               unknown_user_hash=decoy, ledger=ledger or OpenPerUse(settings),
+                               unknown_user_hash=decoy, oidc=oidc, ledger=ledger or OpenPerUse(settings),
                                redis=open_redis(settings, stack))
             yield {"admin": state}
 

@@ -45,7 +45,8 @@ def _errors(operation: Operation, role: str, method: str) -> Iterable[int]:
 def operation_object(route: Route, method: str, operation: Operation, role: str) -> dict[str, Any]:
     """One operation of the document: parameters, body, answers (errors included), role and security."""
     responses: dict[str, Any] = {
-        str(status): {"description": "Success", "content": {media: {"schema": schema} for media, schema in by.items()}}
+        str(status): {"description": "Redirect" if 300 <= status < 400 else "Success",
+                      "content": {media: {"schema": schema} for media, schema in by.items()}}
         for status, by in operation.responses.items()
     }
     for status in _errors(operation, role, method):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from admin import api, auth_api, openapi, pages, users_api
+from admin import api, auth_api, oidc_api, openapi, pages, providers_api, users_api
 from admin.pages import STATIC_DIR
 
 
@@ -23,6 +23,8 @@ def routes() -> list[BaseRoute]:
         Route("/api/users", users_api.users_create, methods=["POST"]),
         Route("/api/users/{user_id}/disable", users_api.users_disable, methods=["POST"]),
         Route("/api/audit", users_api.audit_list, methods=["GET"]),
+        *providers_api.ROUTES,
+        *oidc_api.ROUTES,
         Route(api.OPENAPI_PATH, openapi.openapi_document, methods=["GET"]),
         *api.routes(),
     ]

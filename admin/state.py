@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,6 +16,9 @@ from admin.ledger import LedgerAccess
 from core.login_throttle import Throttle
 from core.passwords import HashCost
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from admin.oidc_provider import OidcProvider
 
 Clock = Callable[[], datetime]
 
@@ -33,8 +36,11 @@ class AdminState:
     hash_cost: HashCost
     # Verified when an email matches no user, so an unknown address costs the time a wrong password does.
     unknown_user_hash: str
-    # Where invoices read the ledger, and the Redis client policy changes are announced on (None: not configured).
+    # Where invoices and analytics read the ledger.
     ledger: LedgerAccess
+    # The single sign-on issuer's client; None when NETRA_OIDC_ISSUER is unset.
+    oidc: OidcProvider | None = None
+    # The Redis client policy changes are announced on; None when NETRA_REDIS_URL is unset.
     redis: Redis | None = None
 
     @property

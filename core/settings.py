@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     # Argon2id cost of new password hashes (RFC 9106's second recommendation by default; a hash keeps its own).
     admin_password_hash_time_cost: int = Field(default=3, ge=1)
     admin_password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024)
+    # Single sign-on (docs/admin.md): on when the issuer is set, which then needs the client id and secret, the
+    # admin app's external base URL (the callback is <base>/api/auth/oidc/callback) and the role map (JSON).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_base_url: str | None = None
+    oidc_role_map: str | None = None
+    oidc_scopes: str = "openid email profile"
 
     # The deferred lane (x-netra-defer): queued requests go to a provider batch job once this many are queued for
     # one provider model or the oldest has waited the window; submitted jobs are polled at the poll interval.

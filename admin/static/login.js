@@ -73,6 +73,15 @@ async function resume() {
   }
 }
 
+async function offerSso() {
+  // The SSO link shows only when the server has single sign-on configured.
+  const response = await fetch("/api/auth/oidc");
+  if (response.ok && (await response.json()).enabled) {
+    document.getElementById("sso").hidden = false;
+  }
+}
+
 document.getElementById("login-form").addEventListener("submit", signIn);
 document.getElementById("logout").addEventListener("click", signOut);
+offerSso();
 resume();

@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import aiohttp
 from sqlalchemy import update
 
 from core.config import ProviderConfig
@@ -63,12 +64,15 @@ class DeferredLane:
     """The worker task of one gateway process."""
 
     def __init__(
-        self, settings: Settings, sessions: Sessions, providers: Mapping[str, ProviderConfig], ledger: Ledger,
-        prices: PriceTable,
+        self, settings: Settings, sessions: Sessions, providers: Callable[[], Mapping[str, ProviderConfig]],
+        ledger: Ledger, prices: PriceTable,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        # The providers' configs as they are now: an admin may rotate a key or base URL while Netra runs.
         self.providers = providers
+        self._configs: dict[str, ProviderConfig] = {}
+        self._session: aiohttp.ClientSession | None = None
         self.ledger = ledger
         self.prices = prices
         self.owner = uuid.uuid4().hex
@@ -84,10 +88,10 @@ class DeferredLane:
 
     async def start(self, stack: AsyncExitStack) -> None:
         """Open the lane's HTTP session and start the worker; both end with the stack."""
-        session = create_session(self.settings)
-        stack.push_async_callback(session.close)
-        clients = build_clients(self.providers, session, Timeouts.from_settings(self.settings))
-        self.ctx = LaneContext(self.settings, self.sessions, clients, self.ledger, self.prices, self.owner)
+        self._session = create_session(self.settings)
+        stack.push_async_callback(self._session.close)
+        self.ctx = LaneContext(self.settings, self.sessions, {}, self.ledger, self.prices, self.owner)
+        self.refresh(self.ctx)
         self._task = asyncio.create_task(self._run(self.ctx), name="netra-deferred")
         stack.push_async_callback(self.close)
 
@@ -107,8 +111,16 @@ class DeferredLane:
         except Exception:  # the database may be down at shutdown: the leases then simply run out
             log.warning("deferred leases not handed back at shutdown", exc_info=True)
 
+    def refresh(self, ctx: LaneContext) -> None:
+        """Rebuild the batch clients when a provider's config changed (a rotated key, a new base URL)."""
+        configs = dict(self.providers())
+        if configs != self._configs and self._session is not None:
+            ctx.clients = build_clients(configs, self._session, Timeouts.from_settings(self.settings))
+            self._configs = configs
+
     async def _run(self, ctx: LaneContext) -> None:
         while True:
+            self.refresh(ctx)
             await self.round(ctx)
             await asyncio.sleep(self.tick)
 

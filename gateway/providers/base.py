@@ -84,6 +84,10 @@ class Provider(Protocol):
         """Whether this provider can serve the endpoint (e.g. `embeddings`)."""
         ...
 
+    def reconfigure(self, config: ProviderConfig) -> None:
+        """Use a new credential and base URL from the next request on (gateway/credential_holder.py)."""
+        ...
+
     def encode(self, call: UpstreamCall) -> bytes:
         """The body sent upstream; a body the provider cannot take is a 400 here, before any attempt."""
         ...

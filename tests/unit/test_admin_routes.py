@@ -30,7 +30,9 @@ def calls(table: list[BaseRoute]) -> Iterator[tuple[str, str, str]]:
         if isinstance(route, Mount):
             yield "GET", route.path, f"{route.path}/login.js"
         elif isinstance(route, Route):
-            url = re.sub(r"\{(\w+)\}", r"\1_0000000000000000", route.path)
+            url = route.path.replace("{user_id}", "usr_0000000000000000").replace("{name}", "no-such-provider")
+            url = url.replace("{host}", "no-such-host.example")
+            url = re.sub(r"\{(\w+)\}", r"\1_0000000000000000", url)
             for method in sorted((route.methods or set()) - {"HEAD"}):
                 yield method, route.path, url
 
