@@ -131,17 +131,11 @@ def _latency() -> str:
     return f"if(status = 'cache_hit', 2 + 6 * {_u(20)}, exp(log(650) + {normal}))"
 
 
-def _rows(start_us: int, span_us: int, count: int) -> str:
-    """The SELECT producing `count` rows of llm_calls, columns by name."""
-    third = _stage_three(_stage_two(_stage_one(start_us, span_us, count)))
+def _who_and_what() -> str:
+    """Identity, routing and outcome columns."""
     tenant_hash = "lower(hex(MD5(toString(tenant_idx))))"
     stream = f"endpoint IN ('chat/completions', 'responses') AND {_u(21)} < 0.55"
-    return f"""SELECT
-        concat('req_', lower(hex(cityHash64(number, 99))), lower(hex(cityHash64(number, 98)))) AS request_id,
-        received_at, fromUnixTimestamp64Micro(toInt64(toUnixTimestamp64Micro(received_at) + latency_ms * 1000),
-            'UTC') AS finished_at,
-        if(is_stream AND http_status = 200, received_at + toIntervalMicrosecond(toInt64(ttft * 1000)), NULL)
-            AS first_byte_at,
+    return f"""concat('req_', lower(hex(cityHash64(number, 99))), lower(hex(cityHash64(number, 98)))) AS request_id,
         {tenant_hash} AS tenant_id, concat('tenant-', toString(tenant_idx)) AS tenant_name,
         concat('key_', substring({tenant_hash}, 1, 10), '_', toString(cityHash64(number, 22) % (1 + tenant_idx % 12)))
             AS key_id,
@@ -151,7 +145,15 @@ def _rows(start_us: int, span_us: int, count: int) -> str:
         multiIf(status = 'cache_hit', 'hit', status = 'coalesced', 'coalesced', {_u(24)} < 0.4, 'miss', 'bypass')
             AS cache_outcome,
         if(savings_kind = '', '', concat('pol-', savings_kind)) AS policy_id,
-        toUInt32(savings_kind != '') AS policy_version,
+        toUInt32(savings_kind != '') AS policy_version"""
+
+
+def _measures() -> str:
+    """Times, tokens, money and tags."""
+    return f"""received_at, fromUnixTimestamp64Micro(toInt64(toUnixTimestamp64Micro(received_at) + latency_ms * 1000),
+            'UTC') AS finished_at,
+        if(is_stream AND http_status = 200, received_at + toIntervalMicrosecond(toInt64(ttft * 1000)), NULL)
+            AS first_byte_at,
         prompt_tokens, completion_tokens,
         toUInt32(if(provider = 'anthropic', prompt_tokens * 0.3 * {_u(25)}, 0)) AS cached_prompt_tokens,
         0 AS cache_write_tokens,
@@ -163,8 +165,13 @@ def _rows(start_us: int, span_us: int, count: int) -> str:
         if(is_stream AND http_status = 200, ttft, NULL) AS ttft_ms,
         toUInt8(if(status IN ('cache_hit', 'coalesced', 'rate_limited', 'auth_error'), 0, 1)) AS upstream_attempts,
         lower(hex(cityHash64(number % 3000000, 97))) AS request_hash,
-        toUInt32(prompt_tokens * 4) AS prompt_chars, {_tags()} AS tags
-    FROM ({third})"""
+        toUInt32(prompt_tokens * 4) AS prompt_chars, {_tags()} AS tags"""
+
+
+def _rows(start_us: int, span_us: int, count: int) -> str:
+    """The SELECT producing `count` rows of llm_calls, columns by name."""
+    third = _stage_three(_stage_two(_stage_one(start_us, span_us, count)))
+    return f"SELECT {_who_and_what()}, {_measures()} FROM ({third})"
 
 
 def load_sql(columns: tuple[str, ...], start: datetime, end: datetime, count: int) -> str:

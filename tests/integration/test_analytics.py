@@ -80,7 +80,9 @@ def selected(rows: list[dict[str, Any]], query: Query) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("granularity", ["hour", "day", "week", "month"])
 @pytest.mark.parametrize("which", ["all", "tenant"])
-def test_timeseries(clickhouse_store: ClickHouseStore, rows: list[dict[str, Any]], which: str, granularity: str) -> None:
+def test_timeseries(
+    clickhouse_store: ClickHouseStore, rows: list[dict[str, Any]], which: str, granularity: str
+) -> None:
     base = QUERIES[which]
     query = Query(base.start, base.end, base.tenant_id, granularity)  # type: ignore[arg-type]
     chosen = selected(rows, query)
@@ -92,14 +94,18 @@ def test_timeseries(clickhouse_store: ClickHouseStore, rows: list[dict[str, Any]
         mine = by_bucket.get(point.start, [])
         assert point.totals == totals(mine)
         assert point.cache_hits == sum(r["cache_outcome"] == "hit" for r in mine)
-        kinds = {k: sum((dec(r["savings_usd"]) for r in mine if r["savings_kind"] == k), Decimal(0)) for k in SAVINGS_KINDS}
+        kinds = {
+            k: sum((dec(r["savings_usd"]) for r in mine if r["savings_kind"] == k), Decimal(0)) for k in SAVINGS_KINDS
+        }
         assert point.savings_by_kind == kinds
     assert sum(p.totals.requests for p in points) == len(chosen)
     if granularity == "hour":
         assert any(p.totals.requests == 0 for p in points)  # empty hours are there, as zeros
 
 
-def test_week_and_month_buckets_are_calendar_ones(clickhouse_store: ClickHouseStore, rows: list[dict[str, Any]]) -> None:
+def test_week_and_month_buckets_are_calendar_ones(
+    clickhouse_store: ClickHouseStore, rows: list[dict[str, Any]]
+) -> None:
     weeks = timeseries(clickhouse_store.query, Query(T0, PERIOD_END, granularity="week"))
     months = timeseries(clickhouse_store.query, Query(T0, PERIOD_END, granularity="month"))
     assert [p.start.isoformat() for p in weeks] == ["2026-10-26T00:00:00+00:00", "2026-11-02T00:00:00+00:00"]
@@ -173,7 +179,8 @@ def test_cost_quality(clickhouse_store: ClickHouseStore, rows: list[dict[str, An
     assert (report.requests, report.cost_usd, report.estimated_requests) == (len(chosen), cost, len(estimated))
     assert report.estimated_cost_usd == estimated_cost and report.estimated_cost_share == estimated_cost / cost
     assert report.unpriced_requests == sum(len(group) for group in unpriced.values())
-    assert report.unpriced_by_model == dict(sorted(((m, len(g)) for m, g in unpriced.items()), key=lambda x: (-x[1], x[0])))
+    counts = sorted(((m, len(g)) for m, g in unpriced.items()), key=lambda x: (-x[1], x[0]))
+    assert list(report.unpriced_by_model.items()) == counts
     assert report.unpriced_by_model["local\\llama"] > 0
 
 

@@ -23,7 +23,10 @@ from tests.integration.analytics_rows import PERIOD_END, T0, TENANTS, in_query, 
 FILTERS: dict[str, tuple[dict[str, Any], Any]] = {  # name: (CallFilter fields, the same test in Python)
     "none": ({}, lambda r: True),
     "tenant": ({"tenant_id": TENANTS[1][0]}, lambda r: r["tenant_id"] == TENANTS[1][0]),
-    "model served or requested": ({"model": "gpt-4o-mini"}, lambda r: "gpt-4o-mini" in (r["served_model"], r["requested_model"])),
+    "model served or requested": (
+        {"model": "gpt-4o-mini"},
+        lambda r: "gpt-4o-mini" in (r["served_model"], r["requested_model"]),
+    ),
     "model with a backslash": ({"model": "local\\llama"}, lambda r: r["served_model"] == "local\\llama"),
     "status": ({"status": "cache_hit"}, lambda r: r["status"] == "cache_hit"),
     "savings kind": ({"savings_kind": "route"}, lambda r: r["savings_kind"] == "route"),
@@ -78,7 +81,8 @@ def test_a_row_comes_back_whole(clickhouse_store: ClickHouseStore) -> None:
     assert got == {
         **newest,
         **{k: from_micros(newest[k]) for k in ("received_at", "finished_at", "first_byte_at")},
-        **{k: None if newest[k] is None else Decimal(newest[k]) for k in ("cost_usd", "baseline_cost_usd", "savings_usd")},
+        **{k: None if newest[k] is None else Decimal(newest[k]) for k in ("cost_usd", "baseline_cost_usd")},
+        "savings_usd": Decimal(newest["savings_usd"]),
     }
 
 
