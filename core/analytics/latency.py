@@ -26,7 +26,7 @@ def bucket_of(ms: float) -> int:
 
 def bucket_value(bucket: int) -> float:
     """The value a bucket stands for: the geometric middle of its bounds."""
-    return FLOOR_MS * GROWTH ** (bucket + 0.5)
+    return float(FLOOR_MS * GROWTH ** (bucket + 0.5))
 
 
 def percentile(histogram: Mapping[int, int], level: float) -> float | None:
