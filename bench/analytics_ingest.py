@@ -39,13 +39,8 @@ def timed_insert(store: ClickHouseStore, body: list[bytes], token: str) -> float
     return time.perf_counter() - began
 
 
-def main() -> None:
-    """Insert the batches into every database in turn; print medians and ratios."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--rows", type=int, default=10_000)
-    args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="netra-ingest-"))
+def three_stores(root: Path) -> dict[str, ClickHouseStore]:
+    """Two databases migrated up to 0003 (the A/A pair) and one up to 0005, in one chDB under `root`."""
     older = root / "older"
     older.mkdir()
     for path in migration_files():
@@ -54,6 +49,16 @@ def main() -> None:
     url = f"chdb://{root / 'chdb'}"
     stores = {"without_a": store_at(url, "a", older), "without_b": store_at(url, "b", older)}
     stores["with_0005"] = store_at(url, "c", migration_files()[0].parent)
+    return stores
+
+
+def main() -> None:
+    """Insert the batches into every database in turn; print medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--rows", type=int, default=10_000)
+    args = parser.parse_args()
+    stores = three_stores(Path(tempfile.mkdtemp(prefix="netra-ingest-")))
     times: dict[str, list[float]] = {name: [] for name in stores}
     for number in range(args.batches):
         sql = batch_sql(COLUMN_NAMES, START, END, args.rows, number * args.rows)

@@ -7,10 +7,11 @@
 -- six dimensions are the totals of all calls. Money as in 0002: NULL counts as 0 and as unpriced_requests.
 -- estimated_cost_usd is the cost of the calls whose tokens Netra estimated (tokens_estimated).
 --
--- llm_calls_latency_hourly: latency and time-to-first-token histograms per (tenant, hour, served model), as
--- sumMap(bucket -> calls). Bucket b holds the values in [0.1 * 1.05^b, 0.1 * 1.05^(b+1)) ms (bucket 0 also
--- everything below 0.1 ms), so a percentile read from them is within 2.5% of the exact one; unlike quantile
--- states they merge exactly and stay small however many calls an hour has.
+-- llm_calls_latency_hourly: latency and time-to-first-token histograms per (tenant, hour, served model): calls per
+-- (metric, bucket), metric 'latency' (every call) or 'ttft' (calls with a first byte). Bucket b holds the values
+-- in [0.1 * 1.05^b, 0.1 * 1.05^(b+1)) ms (bucket 0 also everything below 0.1 ms), so a percentile read from them
+-- is within 2.5% of the exact one; unlike quantile states they merge exactly and stay small however many calls
+-- an hour has. One row per bucket rather than a map per hour: summing rows is several times faster than sumMap.
 --
 -- Both count inserted blocks like 0002's rollups (the same dedup window drops a block re-sent with its token),
 -- and both are backfilled from llm_calls FINAL when they are created, only while still empty, so re-running this
@@ -69,12 +70,13 @@ CREATE TABLE IF NOT EXISTS llm_calls_latency_hourly
     tenant_id String,
     hour DateTime('UTC'),
     served_model LowCardinality(String),
-    latency_ms SimpleAggregateFunction(sumMap, Map(UInt16, UInt64)),
-    ttft_ms SimpleAggregateFunction(sumMap, Map(UInt16, UInt64))
+    metric LowCardinality(String),
+    bucket UInt16,
+    calls SimpleAggregateFunction(sum, UInt64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
-ORDER BY (tenant_id, hour, served_model)
+ORDER BY (tenant_id, hour, served_model, metric, bucket)
 SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_latency_hourly_mv TO llm_calls_latency_hourly AS
@@ -82,12 +84,15 @@ SELECT
     c.tenant_id AS tenant_id,
     toStartOfHour(toDateTime(c.received_at, 'UTC')) AS hour,
     c.served_model AS served_model,
-    sumMap(map(toUInt16(least(65535, floor(log(greatest(c.latency_ms, 0.1) / 0.1) / log(1.05)))), toUInt64(1)))
-        AS latency_ms,
-    sumMapIf(map(toUInt16(least(65535, floor(log(greatest(ifNull(c.ttft_ms, 0), 0.1) / 0.1) / log(1.05)))),
-        toUInt64(1)), c.ttft_ms IS NOT NULL) AS ttft_ms
+    m.1 AS metric,
+    m.2 AS bucket,
+    count() AS calls
 FROM llm_calls AS c
-GROUP BY tenant_id, hour, served_model;
+ARRAY JOIN arrayConcat(
+    [('latency', toUInt16(least(65535, floor(log(greatest(c.latency_ms, 0.1) / 0.1) / log(1.05)))))],
+    if(c.ttft_ms IS NULL, [], [('ttft', toUInt16(least(65535, floor(log(greatest(ifNull(c.ttft_ms, 0), 0.1) / 0.1) / log(1.05)))))])
+) AS m
+GROUP BY tenant_id, hour, served_model, metric, bucket;
 
 INSERT INTO llm_calls_dims_hourly
 SELECT
@@ -121,10 +126,13 @@ SELECT
     c.tenant_id AS tenant_id,
     toStartOfHour(toDateTime(c.received_at, 'UTC')) AS hour,
     c.served_model AS served_model,
-    sumMap(map(toUInt16(least(65535, floor(log(greatest(c.latency_ms, 0.1) / 0.1) / log(1.05)))), toUInt64(1)))
-        AS latency_ms,
-    sumMapIf(map(toUInt16(least(65535, floor(log(greatest(ifNull(c.ttft_ms, 0), 0.1) / 0.1) / log(1.05)))),
-        toUInt64(1)), c.ttft_ms IS NOT NULL) AS ttft_ms
+    m.1 AS metric,
+    m.2 AS bucket,
+    count() AS calls
 FROM llm_calls AS c FINAL
+ARRAY JOIN arrayConcat(
+    [('latency', toUInt16(least(65535, floor(log(greatest(c.latency_ms, 0.1) / 0.1) / log(1.05)))))],
+    if(c.ttft_ms IS NULL, [], [('ttft', toUInt16(least(65535, floor(log(greatest(ifNull(c.ttft_ms, 0), 0.1) / 0.1) / log(1.05)))))])
+) AS m
 WHERE (SELECT count() FROM llm_calls_latency_hourly) = 0
-GROUP BY tenant_id, hour, served_model;
+GROUP BY tenant_id, hour, served_model, metric, bucket;
