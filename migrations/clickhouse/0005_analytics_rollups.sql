@@ -136,3 +136,13 @@ ARRAY JOIN arrayConcat(
 ) AS m
 WHERE (SELECT count() FROM llm_calls_latency_hourly) = 0
 GROUP BY tenant_id, hour, served_model, metric, bucket;
+
+-- The calls explorer lists calls newest first across tenants; llm_calls is ordered by tenant first, so even an
+-- hour's window touches a granule of every tenant. A projection ordered by time answers it from a couple of
+-- granules. ReplacingMergeTree only takes projections when merges rebuild them (the merged rows change).
+-- MATERIALIZE builds it for rows already there, as a background mutation.
+ALTER TABLE llm_calls MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild';
+
+ALTER TABLE llm_calls ADD PROJECTION IF NOT EXISTS calls_by_time (SELECT * ORDER BY received_at, request_id);
+
+ALTER TABLE llm_calls MATERIALIZE PROJECTION calls_by_time;
