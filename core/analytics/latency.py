@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.analytics.query import Query, Run
 
@@ -74,9 +74,11 @@ class LatencyReport:
 def latency(run: Run, query: Query) -> LatencyReport:
     """Latency and time-to-first-token percentiles of the period, overall and per served model."""
     where, params = query.rollup_where()
+    # Latency is granularity-free: whole days read the daily histograms.
+    source = replace(query, granularity="day").daily_or_hourly("llm_calls_latency_daily", "llm_calls_latency_hourly")
     sql = (
         "SELECT toString(served_model) AS m, toString(metric) AS k, bucket, sum(calls) "
-        f"FROM llm_calls_latency_hourly{where} GROUP BY m, k, bucket"
+        f"FROM {source}{where} GROUP BY m, k, bucket"
     )
     histograms: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
     for model, metric, bucket, calls in run(sql, params):

@@ -24,21 +24,12 @@ class SeriesPoint:
     savings_by_kind: dict[str, Decimal] = field(default_factory=dict)
 
 
-def _source(query: Query) -> str:
-    """The rollup to read: llm_calls_daily (per tenant and day, ~24 times fewer rows) when the buckets and the
-    period are whole days, seen through an `hour` column so the same bucket and period SQL applies."""
-    whole_days = all(t.hour == 0 for t in (query.start, query.end))
-    if query.granularity != "hour" and whole_days:
-        return "(SELECT *, toDateTime(day, 'UTC') AS hour FROM llm_calls_daily)"
-    return "llm_calls_hourly"
-
-
 def timeseries(run: Run, query: Query) -> list[SeriesPoint]:
     """Every bucket of the period in order, empty buckets included (as zeros)."""
     where, params = query.rollup_where()
     sql = (
         f"SELECT {BUCKET_SQL[query.granularity]} AS bucket, {TOTALS_COLUMNS}, sum(cache_hits), {_KIND_COLUMNS} "
-        f"FROM {_source(query)}{where} GROUP BY bucket ORDER BY bucket"
+        f"FROM {query.daily_or_hourly('llm_calls_daily', 'llm_calls_hourly')}{where} GROUP BY bucket ORDER BY bucket"
     )
     found = {from_epoch(row[0]): row[1:] for row in run(sql, params)}
     return [_point(start, found.get(start)) for start in query.buckets()]
