@@ -44,26 +44,47 @@ SETTINGS non_replicated_deduplication_window = 10000;
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_dims_hourly_mv TO llm_calls_dims_hourly AS
 SELECT
     dim.1 AS dimension,
-    c.tenant_id AS tenant_id,
-    toStartOfHour(toDateTime(c.received_at, 'UTC')) AS hour,
+    g.tenant_id AS tenant_id,
+    g.hour AS hour,
     dim.2 AS value,
-    count() AS requests,
-    countIf(c.http_status >= 400 OR c.status IN ('gateway_crash', 'client_cancelled')) AS errors,
-    countIf(c.cost_usd IS NULL) AS unpriced_requests,
-    countIf(c.tokens_estimated) AS estimated_requests,
-    sum(toUInt64(c.prompt_tokens)) AS prompt_tokens,
-    sum(toUInt64(c.completion_tokens)) AS completion_tokens,
-    sum(toUInt64(c.cached_prompt_tokens)) AS cached_prompt_tokens,
-    sum(toDecimal128(ifNull(c.cost_usd, 0), 9)) AS cost_usd,
-    sum(toDecimal128(ifNull(c.baseline_cost_usd, 0), 9)) AS baseline_cost_usd,
-    sum(toDecimal128(c.savings_usd, 9)) AS savings_usd,
-    sumIf(toDecimal128(ifNull(c.cost_usd, 0), 9), c.tokens_estimated) AS estimated_cost_usd
-FROM llm_calls AS c
+    sum(g.requests) AS requests,
+    sum(g.errors) AS errors,
+    sum(g.unpriced_requests) AS unpriced_requests,
+    sum(g.estimated_requests) AS estimated_requests,
+    sum(g.prompt_tokens) AS prompt_tokens,
+    sum(g.completion_tokens) AS completion_tokens,
+    sum(g.cached_prompt_tokens) AS cached_prompt_tokens,
+    sum(g.cost_usd) AS cost_usd,
+    sum(g.baseline_cost_usd) AS baseline_cost_usd,
+    sum(g.savings_usd) AS savings_usd,
+    sum(g.estimated_cost_usd) AS estimated_cost_usd
+FROM
+(
+    -- Calls alike in every dimension first, so the fan-out below multiplies groups, not calls.
+    SELECT
+        c.tenant_id AS tenant_id,
+        toStartOfHour(toDateTime(c.received_at, 'UTC')) AS hour,
+        toString(c.endpoint) AS endpoint, c.key_id AS key_id, toString(c.status) AS status,
+        toString(c.error_code) AS error_code, toString(c.cache_outcome) AS cache_outcome,
+        toString(c.savings_kind) AS savings_kind, arraySort(arrayDistinct(c.tags)) AS tag_set,
+        count() AS requests,
+        countIf(c.http_status >= 400 OR c.status IN ('gateway_crash', 'client_cancelled')) AS errors,
+        countIf(c.cost_usd IS NULL) AS unpriced_requests,
+        countIf(c.tokens_estimated) AS estimated_requests,
+        sum(toUInt64(c.prompt_tokens)) AS prompt_tokens,
+        sum(toUInt64(c.completion_tokens)) AS completion_tokens,
+        sum(toUInt64(c.cached_prompt_tokens)) AS cached_prompt_tokens,
+        sum(toDecimal128(ifNull(c.cost_usd, 0), 9)) AS cost_usd,
+        sum(toDecimal128(ifNull(c.baseline_cost_usd, 0), 9)) AS baseline_cost_usd,
+        sum(toDecimal128(c.savings_usd, 9)) AS savings_usd,
+        sumIf(toDecimal128(ifNull(c.cost_usd, 0), 9), c.tokens_estimated) AS estimated_cost_usd
+    FROM llm_calls AS c
+    GROUP BY tenant_id, hour, endpoint, key_id, status, error_code, cache_outcome, savings_kind, tag_set
+) AS g
 ARRAY JOIN arrayConcat(
-    [('endpoint', toString(c.endpoint)), ('key', c.key_id), ('status', toString(c.status)),
-     ('error_code', toString(c.error_code)), ('cache_outcome', toString(c.cache_outcome)),
-     ('savings_kind', toString(c.savings_kind))],
-    arrayMap(t -> ('tag', t), if(empty(c.tags), [''], arrayDistinct(c.tags)))
+    [('endpoint', g.endpoint), ('key', g.key_id), ('status', g.status), ('error_code', g.error_code),
+     ('cache_outcome', g.cache_outcome), ('savings_kind', g.savings_kind)],
+    arrayMap(t -> ('tag', t), if(empty(g.tag_set), [''], g.tag_set))
 ) AS dim
 GROUP BY dimension, tenant_id, hour, value;
 
@@ -128,26 +149,47 @@ GROUP BY tenant_id, day, served_model, metric, bucket;
 INSERT INTO llm_calls_dims_hourly
 SELECT
     dim.1 AS dimension,
-    c.tenant_id AS tenant_id,
-    toStartOfHour(toDateTime(c.received_at, 'UTC')) AS hour,
+    g.tenant_id AS tenant_id,
+    g.hour AS hour,
     dim.2 AS value,
-    count() AS requests,
-    countIf(c.http_status >= 400 OR c.status IN ('gateway_crash', 'client_cancelled')) AS errors,
-    countIf(c.cost_usd IS NULL) AS unpriced_requests,
-    countIf(c.tokens_estimated) AS estimated_requests,
-    sum(toUInt64(c.prompt_tokens)) AS prompt_tokens,
-    sum(toUInt64(c.completion_tokens)) AS completion_tokens,
-    sum(toUInt64(c.cached_prompt_tokens)) AS cached_prompt_tokens,
-    sum(toDecimal128(ifNull(c.cost_usd, 0), 9)) AS cost_usd,
-    sum(toDecimal128(ifNull(c.baseline_cost_usd, 0), 9)) AS baseline_cost_usd,
-    sum(toDecimal128(c.savings_usd, 9)) AS savings_usd,
-    sumIf(toDecimal128(ifNull(c.cost_usd, 0), 9), c.tokens_estimated) AS estimated_cost_usd
-FROM llm_calls AS c FINAL
+    sum(g.requests) AS requests,
+    sum(g.errors) AS errors,
+    sum(g.unpriced_requests) AS unpriced_requests,
+    sum(g.estimated_requests) AS estimated_requests,
+    sum(g.prompt_tokens) AS prompt_tokens,
+    sum(g.completion_tokens) AS completion_tokens,
+    sum(g.cached_prompt_tokens) AS cached_prompt_tokens,
+    sum(g.cost_usd) AS cost_usd,
+    sum(g.baseline_cost_usd) AS baseline_cost_usd,
+    sum(g.savings_usd) AS savings_usd,
+    sum(g.estimated_cost_usd) AS estimated_cost_usd
+FROM
+(
+    -- Calls alike in every dimension first, so the fan-out below multiplies groups, not calls.
+    SELECT
+        c.tenant_id AS tenant_id,
+        toStartOfHour(toDateTime(c.received_at, 'UTC')) AS hour,
+        toString(c.endpoint) AS endpoint, c.key_id AS key_id, toString(c.status) AS status,
+        toString(c.error_code) AS error_code, toString(c.cache_outcome) AS cache_outcome,
+        toString(c.savings_kind) AS savings_kind, arraySort(arrayDistinct(c.tags)) AS tag_set,
+        count() AS requests,
+        countIf(c.http_status >= 400 OR c.status IN ('gateway_crash', 'client_cancelled')) AS errors,
+        countIf(c.cost_usd IS NULL) AS unpriced_requests,
+        countIf(c.tokens_estimated) AS estimated_requests,
+        sum(toUInt64(c.prompt_tokens)) AS prompt_tokens,
+        sum(toUInt64(c.completion_tokens)) AS completion_tokens,
+        sum(toUInt64(c.cached_prompt_tokens)) AS cached_prompt_tokens,
+        sum(toDecimal128(ifNull(c.cost_usd, 0), 9)) AS cost_usd,
+        sum(toDecimal128(ifNull(c.baseline_cost_usd, 0), 9)) AS baseline_cost_usd,
+        sum(toDecimal128(c.savings_usd, 9)) AS savings_usd,
+        sumIf(toDecimal128(ifNull(c.cost_usd, 0), 9), c.tokens_estimated) AS estimated_cost_usd
+    FROM llm_calls AS c FINAL
+    GROUP BY tenant_id, hour, endpoint, key_id, status, error_code, cache_outcome, savings_kind, tag_set
+) AS g
 ARRAY JOIN arrayConcat(
-    [('endpoint', toString(c.endpoint)), ('key', c.key_id), ('status', toString(c.status)),
-     ('error_code', toString(c.error_code)), ('cache_outcome', toString(c.cache_outcome)),
-     ('savings_kind', toString(c.savings_kind))],
-    arrayMap(t -> ('tag', t), if(empty(c.tags), [''], arrayDistinct(c.tags)))
+    [('endpoint', g.endpoint), ('key', g.key_id), ('status', g.status), ('error_code', g.error_code),
+     ('cache_outcome', g.cache_outcome), ('savings_kind', g.savings_kind)],
+    arrayMap(t -> ('tag', t), if(empty(g.tag_set), [''], g.tag_set))
 ) AS dim
 WHERE (SELECT count() FROM llm_calls_dims_hourly) = 0
 GROUP BY dimension, tenant_id, hour, value;
