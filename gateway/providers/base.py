@@ -47,6 +47,8 @@ class UpstreamReply:
     # Generated characters, measured only when the provider reported no usage (the ledger's estimate).
     completion_chars: int = 0
     content_type: bytes = b"application/json"
+    # The deployment that answered (upstream model, provider, configured name), for requests sharing the reply.
+    served: tuple[str, str, str] | None = None
 
 
 class UpstreamStream(Protocol):
