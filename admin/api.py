@@ -7,10 +7,10 @@ from types import MappingProxyType
 
 from starlette.routing import BaseRoute
 
-from admin import api_foundation, api_invoices, api_policies, api_tenants
+from admin import api_analytics, api_foundation, api_invoices, api_policies, api_tenants
 from admin.apispec import Operation, operations_of, permissions_of, routes_of
 
-ENDPOINTS = [*api_tenants.ENDPOINTS, *api_policies.ENDPOINTS, *api_invoices.ENDPOINTS]
+ENDPOINTS = [*api_tenants.ENDPOINTS, *api_policies.ENDPOINTS, *api_invoices.ENDPOINTS, *api_analytics.ENDPOINTS]
 OPENAPI_PATH = "/api/openapi.json"
 # The description of the API holds no data: anyone may read it, as tools that generate clients expect.
 PERMISSIONS: Mapping[tuple[str, str], str] = MappingProxyType(

@@ -170,5 +170,5 @@ def test_the_rest_api_roles_follow_the_issue() -> None:
         elif method != "GET":
             expected = "admin"
         else:
-            expected = "viewer" if path.startswith("/api/policies") else "finance"
+            expected = "viewer" if path.startswith(("/api/policies", "/api/analytics")) else "finance"
         assert role == expected, (method, path, role)
