@@ -1,6 +1,7 @@
 """The REST API as an operator's script meets it, against `netra run`: a tenant and key made through the admin
 app serve calls at the gateway (OpenAI SDK); a cache policy created and activated through the admin process is
-applied by the gateway process within 2 s; the month's draft invoice is read through the running ledger process."""
+applied by the gateway process within 2 s; the draft invoice and the analytics are read through the running
+ledger process."""
 
 from __future__ import annotations
 
@@ -82,6 +83,16 @@ def test_tenant_key_policy_and_invoice_through_the_api(running: tuple[Netra, htt
             break
         time.sleep(0.1)
     assert (draft["status"], draft["tenant"], draft["calls"]) == ("draft", "acme", len(seen) + 1)
+    total = 0
+    for _ in range(300):  # the rollups analytics read catch up with the ledger a moment later
+        series = created(admin.get("/api/analytics/timeseries", params={**query, "granularity": "day"}))
+        total = sum(point["totals"]["requests"] for point in series["data"])
+        if total == len(seen) + 1:
+            break
+        time.sleep(0.1)
+    assert total == len(seen) + 1
+    found = created(admin.get("/api/analytics/calls", params={**query, "limit": 500}))
+    assert [row["cache_outcome"] for row in found["rows"]][0] == "hit"  # newest first
     key_id = created(admin.get(f"/api/tenants/{tenant['id']}/keys"))["data"][0]["id"]
     created(admin.post(f"/api/keys/{key_id}/revoke"))
     with pytest.raises(openai.AuthenticationError):
