@@ -92,7 +92,7 @@ def test_tenant_key_policy_and_invoice_through_the_api(running: tuple[Netra, htt
         time.sleep(0.1)
     assert total == len(seen) + 1
     found = created(admin.get("/api/analytics/calls", params={**query, "limit": 500}))
-    assert [row["cache_outcome"] for row in found["rows"]][0] == "hit"  # newest first
+    assert found["rows"][0]["cache_outcome"] == "hit" and len(found["rows"]) == len(seen) + 1  # newest first
     key_id = created(admin.get(f"/api/tenants/{tenant['id']}/keys"))["data"][0]["id"]
     created(admin.post(f"/api/keys/{key_id}/revoke"))
     with pytest.raises(openai.AuthenticationError):
