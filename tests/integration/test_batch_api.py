@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import openai
 import orjson
 import pytest
@@ -16,7 +13,6 @@ from gateway.batch_api.ledger import request_id_of
 from tests.fake_upstream import FakeUpstream
 from tests.integration.batch_gateway import (
     BatchNetra,
-    batch_settings,
     ledger_rows,
     questions,
     run_batch,
@@ -25,17 +21,6 @@ from tests.integration.batch_gateway import (
 )
 
 PRICES = load_seed()
-
-
-@pytest.fixture
-def bsettings(settings: Settings, pg_url: str, tmp_path: Path, fake_upstream: FakeUpstream) -> Settings:
-    return batch_settings(settings, pg_url, tmp_path, fake_upstream)
-
-
-@pytest.fixture
-async def netra(bsettings: Settings, fake_upstream: FakeUpstream) -> AsyncIterator[BatchNetra]:
-    async with running(bsettings, fake_upstream) as gateway:
-        yield gateway
 
 
 def answers(content: bytes) -> dict[str, str]:
@@ -74,8 +59,10 @@ async def test_a_completed_batch_is_ledgered_once_per_line_at_batch_prices(
         assert (row["prompt_tokens"], row["completion_tokens"]) == (tokens.prompt_tokens, tokens.completion_tokens)
 
 
-async def test_another_tenant_gets_404_and_sees_none_of_it(netra: BatchNetra, fake_upstream: FakeUpstream) -> None:
-    acme, tiny = netra.sdk("acme"), netra.sdk("tiny")
+async def test_another_tenant_gets_404_and_sees_none_of_it(
+    batch_netra: BatchNetra, fake_upstream: FakeUpstream
+) -> None:
+    acme, tiny = batch_netra.sdk("acme"), batch_netra.sdk("tiny")
     batch = await run_batch(acme, fake_upstream, questions(2))
     assert batch.output_file_id
     for attempt, what in (
@@ -101,8 +88,8 @@ async def test_another_tenant_gets_404_and_sees_none_of_it(netra: BatchNetra, fa
     assert [b.id async for b in acme.batches.list()] == [batch.id]
 
 
-async def test_lists_page_newest_first_with_cursors(netra: BatchNetra) -> None:
-    client = netra.sdk()
+async def test_lists_page_newest_first_with_cursors(batch_netra: BatchNetra) -> None:
+    client = batch_netra.sdk()
     ids = [await upload(client, questions(1, prefix=f"f{i}")) for i in range(5)]
     first = await client.files.list(limit=2)
     assert [f.id for f in first.data] == ids[:2:-1] and first.has_more
@@ -120,8 +107,10 @@ async def test_lists_page_newest_first_with_cursors(netra: BatchNetra) -> None:
         await client.batches.list(limit=101)
 
 
-async def test_cancel_and_delete_pass_through_for_the_owner(netra: BatchNetra, fake_upstream: FakeUpstream) -> None:
-    client = netra.sdk()
+async def test_cancel_and_delete_pass_through_for_the_owner(
+    batch_netra: BatchNetra, fake_upstream: FakeUpstream
+) -> None:
+    client = batch_netra.sdk()
     fake_upstream.hold_batches()
     file_id = await upload(client, questions(2))
     batch = await client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
