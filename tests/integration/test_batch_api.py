@@ -13,12 +13,12 @@ from gateway.batch_api.ledger import request_id_of
 from tests.fake_upstream import FakeUpstream
 from tests.integration.batch_gateway import (
     BatchNetra,
-    ledger_rows,
     questions,
     run_batch,
     running,
     upload,
 )
+from tests.integration.harness import stored_rows
 
 PRICES = load_seed()
 
@@ -43,7 +43,7 @@ async def test_a_completed_batch_is_ledgered_once_per_line_at_batch_prices(
         assert answers(output) == {f"q-{i}": f"answer q {i}" for i in range(3)}
         again = (await client.files.content(batch.output_file_id)).content  # read twice: no second set of rows
         assert again == output
-    rows = ledger_rows(bsettings)
+    rows = stored_rows(bsettings)
     assert sorted(row["request_id"] for row in rows) == sorted(request_id_of(batch.id, f"q-{i}") for i in range(3))
     price = PRICES.price_for("gpt-4o-mini-2024-07-18")
     for line in (orjson.loads(raw) for raw in output.splitlines()):
@@ -137,5 +137,5 @@ async def test_no_ledger_rows_for_the_files_and_batches_requests_themselves(
         )
         await client.batches.retrieve(batch.id)
         await client.files.retrieve(file_id)
-    assert ledger_rows(bsettings) == []
+    assert stored_rows(bsettings) == []
 

@@ -17,12 +17,12 @@ from tests.integration.batch_gateway import (
     BatchNetra,
     chat_line,
     jsonl,
-    ledger_rows,
     questions,
     run_batch,
     running,
     upload,
 )
+from tests.integration.harness import stored_rows
 
 
 def error_of(exc: openai.APIStatusError) -> dict[str, str]:
@@ -102,7 +102,7 @@ async def test_failed_lines_are_ledgered_from_the_error_file_at_no_cost(
         assert done.output_file_id and done.error_file_id
         await client.files.content(done.output_file_id)
         failed = orjson.loads((await client.files.content(done.error_file_id)).content)
-    rows = {row["request_id"]: row for row in ledger_rows(bsettings)}
+    rows = {row["request_id"]: row for row in stored_rows(bsettings)}
     good, bad = rows.pop(request_id_of(batch.id, "good")), rows.pop(request_id_of(batch.id, "bad"))
     assert rows == {}
     assert (good["status"], good["savings_kind"]) == ("ok", "batch") and good["cost_usd"] > 0
@@ -128,7 +128,7 @@ async def test_results_that_cannot_be_recorded_are_refused_then_recorded_on_a_la
         async with httpx.AsyncClient(base_url=netra.url) as http:
             assert await wait_for_ready(http)
         assert (await client.files.content(batch.output_file_id)).content
-    assert sorted(row["request_id"] for row in ledger_rows(bsettings)) == sorted(
+    assert sorted(row["request_id"] for row in stored_rows(bsettings)) == sorted(
         request_id_of(batch.id, f"q-{i}") for i in range(2)
     )
 
