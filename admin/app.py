@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
+from admin.dashboard.web import LedgerOpener, close_pages, open_ledger, open_pages
 from admin.errors import http_error, netra_error, server_error
 from admin.permissions import PERMISSIONS, PermissionGuard
 from admin.routes import routes
@@ -44,7 +45,7 @@ def throttle_of(settings: Settings) -> Throttle:
                     settings.admin_login_max_failures_per_address)
 
 
-def lifespan_for(settings: Settings, clock: Clock) -> Lifespan:
+def lifespan_for(settings: Settings, clock: Clock, ledger: LedgerOpener = open_ledger) -> Lifespan:
     """Build the state at start-up (engine, signing key) and dispose of it at shutdown."""
 
     @asynccontextmanager
@@ -57,7 +58,8 @@ def lifespan_for(settings: Settings, clock: Clock) -> Lifespan:
             decoy = await asyncio.to_thread(hash_password, secrets.token_urlsafe(16), cost)
             state = AdminState(settings=settings, engine=engine, sessions=create_sessionmaker(engine),
                                signing_key=key, clock=clock, throttle=throttle_of(settings), hash_cost=cost,
-                               unknown_user_hash=decoy)
+                               unknown_user_hash=decoy, pages=open_pages(settings, ledger))
+            stack.push_async_callback(close_pages, state.pages)
             yield {"admin": state}
 
     return lifespan
@@ -65,7 +67,7 @@ def lifespan_for(settings: Settings, clock: Clock) -> Lifespan:
 
 def create_app(
     settings: Settings | None = None, clock: Clock | None = None,
-    permissions: Mapping[tuple[str, str], str] = PERMISSIONS,
+    permissions: Mapping[tuple[str, str], str] = PERMISSIONS, ledger: LedgerOpener = open_ledger,
 ) -> Starlette:
     """The admin app (settings read from the environment when not given); run `netra migrate` before serving."""
     settings = settings or Settings()
@@ -73,7 +75,7 @@ def create_app(
         routes=routes(),
         middleware=[Middleware(PermissionGuard, table=permissions)],
         exception_handlers={NetraError: netra_error, HTTPException: http_error, Exception: server_error},
-        lifespan=lifespan_for(settings, clock or utcnow),
+        lifespan=lifespan_for(settings, clock or utcnow, ledger),
     )
     app.router.redirect_slashes = False
     return app

@@ -6,13 +6,14 @@ import asyncio
 import secrets
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from admin.body import read_object, string_field
 from admin.errors import login_locked, render, unauthenticated
 from admin.permissions import REFRESH_COOKIE
 from admin.principal import client_address, principal_of
 from admin.security import CSRF_COOKIE
+from admin.session import FORM_TYPE, clear_access_cookie, set_access_cookie
 from admin.state import AdminState, get_state
 from admin.tokens import issue_access
 from core import refresh_tokens
@@ -38,6 +39,7 @@ def _set_cookies(request: Request, response: Response, state: AdminState, refres
 def _clear_cookies(response: Response) -> None:
     response.delete_cookie(REFRESH_COOKIE, path=REFRESH_PATH, httponly=True, samesite="strict")
     response.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
+    clear_access_cookie(response)
 
 
 def _signed_in(request: Request, state: AdminState, user: User, refresh: str) -> Response:
@@ -45,6 +47,7 @@ def _signed_in(request: Request, state: AdminState, user: User, refresh: str) ->
     response = JSONResponse({"access_token": access, "token_type": "bearer",
                              "expires_in": state.settings.admin_access_token_ttl})
     _set_cookies(request, response, state, refresh)
+    set_access_cookie(request, response, access, state.settings.admin_access_token_ttl)
     return response
 
 
@@ -99,7 +102,9 @@ async def logout(request: Request) -> Response:
     state = get_state(request)
     async with state.sessions() as session:
         await refresh_tokens.revoke(session, request.cookies[REFRESH_COOKIE], state.clock())
-    response = Response(status_code=204)
+    # A page's sign-out form goes back to the login page; an API client gets 204.
+    form = request.headers.get("content-type", "").startswith(FORM_TYPE)
+    response = RedirectResponse("/login", status_code=303) if form else Response(status_code=204)
     _clear_cookies(response)
     return response
 

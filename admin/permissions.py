@@ -14,9 +14,12 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from admin.errors import Forbidden, render, unauthenticated
+from admin import dashboard
+from admin.errors import Forbidden, unauthenticated
 from admin.principal import Principal, authenticate
-from admin.security import SAFE_METHODS, check_csrf, check_origin
+from admin.pages_auth import refusal
+from admin.security import SAFE_METHODS, check_origin
+from admin.session import VIA_COOKIE, checked_write
 from core.errors import NetraError
 from core.users import ROLES, role_rank
 
@@ -36,6 +39,7 @@ PERMISSIONS: Mapping[tuple[str, str], str] = MappingProxyType({
     ("POST", "/api/users"): "admin",
     ("POST", "/api/users/{user_id}/disable"): "admin",
     ("GET", "/api/audit"): "admin",
+    **dashboard.PERMISSIONS,
 })
 
 
@@ -66,8 +70,10 @@ class PermissionGuard:
             return
         try:
             principal = await self._check(Request(scope))
+            if scope.get(VIA_COOKIE) and scope["method"] not in SAFE_METHODS:
+                receive = await checked_write(scope, receive)
         except NetraError as exc:
-            await render(exc)(scope, receive, send)
+            await refusal(scope, exc)(scope, receive, send)
             return
         if principal is not None:
             scope["netra.principal"] = principal
@@ -87,7 +93,7 @@ class PermissionGuard:
         if rule == REFRESH_COOKIE_RULE:
             if not request.cookies.get(REFRESH_COOKIE):
                 raise unauthenticated("Not signed in.", "missing_token")
-            check_csrf(request)
+            request.scope[VIA_COOKIE] = True  # checked (header or form field) before the handler runs
             return None
         principal = await authenticate(request)
         if full:

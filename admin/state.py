@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
@@ -14,6 +14,9 @@ from starlette.types import Scope
 from core.login_throttle import Throttle
 from core.passwords import HashCost
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from admin.dashboard.web import Pages
 
 Clock = Callable[[], datetime]
 
@@ -31,6 +34,8 @@ class AdminState:
     hash_cost: HashCost
     # Verified when an email matches no user, so an unknown address costs the time a wrong password does.
     unknown_user_hash: str
+    # The dashboard's templates, chart styles and ledger store (None in apps built without the lifespan's help).
+    pages: Pages | None = None
 
     @property
     def access_ttl(self) -> timedelta:

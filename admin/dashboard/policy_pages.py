@@ -1,0 +1,101 @@
+"""The Policies pages: proposed policies (with their estimates) first, versions and diffs, activate and retire.
+
+Changes go through policies.store (the CLI's store and rules) with an audit entry in the same transaction, and are
+announced on Redis when one is configured; gateways also poll the change counter, so they apply it either way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+
+import yaml
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from admin.dashboard.web import page, signed_in
+from admin.principal import client_address
+from admin.state import get_state
+from core import audit
+from core.errors import NotFound
+from core.models import PolicyVersion
+from policies.store import (
+    CHANGES_CHANNEL,
+    PolicyStoreError,
+    activate_policy,
+    list_policies,
+    policies_version,
+    policy_history,
+    retire_policy,
+)
+
+log = logging.getLogger("netra.admin")
+ORDER = {"proposed": 0, "active": 1, "retired": 2}
+CHANGES = {"activate": (activate_policy, "active"), "retire": (retire_policy, "retired")}
+
+
+def _yaml(row: PolicyVersion) -> str:
+    return yaml.safe_dump(row.document, sort_keys=True, allow_unicode=True)
+
+
+async def policies_list(request: Request) -> Response:
+    """Every policy's newest version: proposed ones first, with the saving their author estimated."""
+    async with get_state(request).sessions() as session:
+        rows = await list_policies(session)
+    rows.sort(key=lambda r: (ORDER.get(r.status, 3), r.created_at))
+    return page(request, "policies.html", title="Policies", policies=rows)
+
+
+def _diff(older: PolicyVersion, newer: PolicyVersion) -> list[str]:
+    return list(difflib.unified_diff(_yaml(older).splitlines(), _yaml(newer).splitlines(),
+                                     f"version {older.version}", f"version {newer.version}", lineterm=""))
+
+
+async def policy_detail(request: Request) -> Response:
+    """One policy: every version as YAML, the diff between consecutive versions, and its events."""
+    policy_id = request.path_params["policy_id"]
+    async with get_state(request).sessions() as session:
+        try:
+            history = await policy_history(session, policy_id)
+        except PolicyStoreError as exc:
+            raise NotFound("No such policy.", code="policy_not_found") from exc
+    versions = history.versions
+    diffs = {newer.version: _diff(older, newer) for older, newer in zip(versions, versions[1:], strict=False)}
+    return page(request, "policy.html", title=f"Policy {versions[-1].name}", policy=versions[-1],
+                versions=[(v, _yaml(v), diffs.get(v.version)) for v in reversed(versions)], events=history.events)
+
+
+async def announce(url: str | None, version: int) -> None:
+    """Tell running gateways at once (a lost notice only delays: they poll the counter)."""
+    if not url:
+        return
+    client = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        await client.publish(CHANGES_CHANNEL, str(version))
+    except (RedisError, OSError) as exc:
+        log.warning("policy change not announced on Redis (%s); gateways poll for it", type(exc).__name__)
+    finally:
+        await client.aclose()
+
+
+async def policy_change(request: Request) -> Response:
+    """Activate or retire a policy from its page, then show it."""
+    policy_id, action = request.path_params["policy_id"], request.path_params["action"]
+    if action not in CHANGES:
+        raise NotFound("Not found.")
+    change, status = CHANGES[action]
+    state, actor = get_state(request), signed_in(request)
+    async with state.sessions() as session:
+        try:
+            before = (await policy_history(session, policy_id)).versions[-1]
+            old = {"status": before.status, "version": before.version}
+            audit.record(session, actor, f"policy.{action}", ("policy", policy_id), before=old,
+                         after={"status": status, "version": before.version}, address=client_address(request))
+            await change(session, policy_id, f"human:{actor}")  # commits the audit entry with the change
+        except PolicyStoreError as exc:
+            return page(request, "refused.html", status=409, title="Policies", message=str(exc))
+        version = await policies_version(session)
+    await announce(state.settings.redis_url, version)
+    return RedirectResponse(f"/policies/{policy_id}", status_code=303)
