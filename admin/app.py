@@ -56,10 +56,11 @@ def lifespan_for(settings: Settings, clock: Clock, ledger: LedgerOpener = open_l
             key = await asyncio.to_thread(load_signing_key, settings)
             cost = HashCost.of(settings)
             decoy = await asyncio.to_thread(hash_password, secrets.token_urlsafe(16), cost)
+            pages = open_pages(settings, ledger)
+            stack.push_async_callback(close_pages, pages)
             state = AdminState(settings=settings, engine=engine, sessions=create_sessionmaker(engine),
                                signing_key=key, clock=clock, throttle=throttle_of(settings), hash_cost=cost,
-                               unknown_user_hash=decoy, pages=open_pages(settings, ledger))
-            stack.push_async_callback(close_pages, state.pages)
+                               unknown_user_hash=decoy, pages=pages)
             yield {"admin": state}
 
     return lifespan

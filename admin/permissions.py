@@ -16,8 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from admin import dashboard
 from admin.errors import Forbidden, unauthenticated
-from admin.principal import Principal, authenticate
 from admin.pages_auth import refusal
+from admin.principal import Principal, authenticate
 from admin.security import SAFE_METHODS, check_origin
 from admin.session import VIA_COOKIE, checked_write
 from core.errors import NetraError

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from urllib.parse import urlencode
 from typing import Any
+from urllib.parse import urlencode
 
 from markupsafe import Markup
 from starlette.requests import Request

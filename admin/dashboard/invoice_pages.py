@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -107,4 +108,5 @@ async def download(request: Request) -> Response:
             raise NotFound("No such invoice.", code="invoice_not_found") from exc
     media, render = DOWNLOADS[form]
     filename = f"invoice-{doc['number']}.{form}".replace('"', "")
-    return Response(render(doc), media_type=media, headers={"content-disposition": f'attachment; filename="{filename}"'})
+    body = await asyncio.to_thread(render, doc)  # a PDF takes a while to lay out: off the event loop
+    return Response(body, media_type=media, headers={"content-disposition": f'attachment; filename="{filename}"'})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from itertools import pairwise
 
 import yaml
 from redis.asyncio import Redis
@@ -62,7 +63,7 @@ async def policy_detail(request: Request) -> Response:
         except PolicyStoreError as exc:
             raise NotFound("No such policy.", code="policy_not_found") from exc
     versions = history.versions
-    diffs = {newer.version: _diff(older, newer) for older, newer in zip(versions, versions[1:], strict=False)}
+    diffs = {newer.version: _diff(older, newer) for older, newer in pairwise(versions)}
     return page(request, "policy.html", title=f"Policy {versions[-1].name}", policy=versions[-1],
                 versions=[(v, _yaml(v), diffs.get(v.version)) for v in reversed(versions)], events=history.events)
 
