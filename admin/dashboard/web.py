@@ -88,10 +88,14 @@ class Pages:
 
 
 def money(value: Decimal | str | None, places: int = 2) -> str:
-    """Dollars for a page: $1,234.57 (a Decimal rounded half-even, never through a float)."""
+    """Dollars for a page: $1,234.57; below a dollar, to the millionth ($0.000318), since calls cost fractions of
+    a cent (a Decimal rounded half-even, never through a float)."""
     if value is None:
         return "—"
-    return f"${Decimal(value).quantize(Decimal(1).scaleb(-places)):,}"
+    amount = Decimal(value)
+    if amount and abs(amount) < 1:
+        places = max(places, 6)
+    return f"${amount.quantize(Decimal(1).scaleb(-places)):,}"
 
 
 def percent(value: Decimal | None) -> str:
