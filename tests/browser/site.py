@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 import openai
 
-from tests.e2e.harness import NETRA, ROOT, Netra, free_port, make_netra
+from tests.e2e.harness import NETRA, ROOT, Netra, make_netra
 from tests.invoice_rows import ledger_row
+from tests.unit.helpers import closed_port as free_port
 
 PASSWORD = "a passphrase for the browser test"
 EMAIL = "ops@example.com"

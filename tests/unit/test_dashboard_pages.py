@@ -140,3 +140,25 @@ async def test_an_invoice_is_issued_from_its_form_and_downloaded(dash: Dashboard
     csv = (await http.get(f"/invoices/{number}/download/csv")).text
     assert csv.splitlines()[-1].endswith(",4,10.00,0.00,10.00,0.20,2.00,8.00")
     assert number in (await http.get("/invoices")).text
+
+
+async def test_the_session_cookie_alone_cannot_write_through_the_api(dash: Dashboard) -> None:
+    http = await dash.browser("admin")
+    body = {"email": "new@example.com", "password": "a long enough password", "role": "admin"}
+    refused = await http.post("/api/users", json=body)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+    foreign = await http.post("/api/users", json=body, headers={"x-csrf-token": http.cookies["netra_csrf"],
+                                                                "origin": "http://evil.test"})
+    assert foreign.status_code == 403
+    made = await http.post("/api/users", json=body, headers={"x-csrf-token": http.cookies["netra_csrf"]})
+    assert made.status_code == 201
+    listing = await http.get("/api/users")
+    assert "new@example.com" in listing.text  # reads need no token
+
+
+async def test_signing_out_from_the_page_ends_the_page_session(dash: Dashboard) -> None:
+    http = await dash.browser("viewer")
+    out = await http.post("/api/auth/logout", data={"csrf_token": http.cookies["netra_csrf"]})
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert "netra_access" not in http.cookies
+    assert (await http.get("/")).status_code == 303
