@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from admin.dashboard.web import LedgerOpener, close_pages, open_ledger, open_pages
 from admin.errors import http_error, netra_error, server_error
+from admin.oidc_provider import oidc_provider
 from admin.permissions import PERMISSIONS, PermissionGuard
 from admin.routes import routes
 from admin.secret import load_signing_key
@@ -56,11 +57,12 @@ def lifespan_for(settings: Settings, clock: Clock, ledger: LedgerOpener = open_l
             key = await asyncio.to_thread(load_signing_key, settings)
             cost = HashCost.of(settings)
             decoy = await asyncio.to_thread(hash_password, secrets.token_urlsafe(16), cost)
+            oidc = await stack.enter_async_context(oidc_provider(settings, clock))
             pages = open_pages(settings, ledger)
             stack.push_async_callback(close_pages, pages)
             state = AdminState(settings=settings, engine=engine, sessions=create_sessionmaker(engine),
                                signing_key=key, clock=clock, throttle=throttle_of(settings), hash_cost=cost,
-                               unknown_user_hash=decoy, pages=pages)
+                               unknown_user_hash=decoy, oidc=oidc, pages=pages)
             yield {"admin": state}
 
     return lifespan

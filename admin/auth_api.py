@@ -3,50 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from admin.body import read_object, string_field
+from admin.cookies import REFRESH_COOKIE, clear_session_cookies, set_session_cookies
 from admin.errors import login_locked, render, unauthenticated
-from admin.permissions import REFRESH_COOKIE
 from admin.principal import client_address, principal_of
-from admin.security import CSRF_COOKIE
-from admin.session import FORM_TYPE, clear_access_cookie, set_access_cookie
+from admin.session import FORM_TYPE, set_access_cookie
 from admin.state import AdminState, get_state
 from admin.tokens import issue_access
 from core import refresh_tokens
 from core.login_throttle import locked_for, note_attempt
+from core.oidc_users import is_sso_user
 from core.passwords import verify_password
 from core.user_store import MAX_EMAIL_LENGTH, user_by_email
 from core.users import User
 
-REFRESH_PATH = "/api/auth"
 BAD_CREDENTIALS = "Incorrect email or password."
-
-
-def _set_cookies(request: Request, response: Response, state: AdminState, refresh: str) -> None:
-    """The refresh token (httpOnly, sent only to /api/auth) and a fresh CSRF token the page's script can read."""
-    secure = request.url.scheme == "https"
-    ttl = state.settings.admin_refresh_token_ttl
-    response.set_cookie(REFRESH_COOKIE, refresh, max_age=ttl, path=REFRESH_PATH, secure=secure, httponly=True,
-                        samesite="strict")
-    response.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(32), max_age=ttl, path="/", secure=secure,
-                        httponly=False, samesite="strict")
-
-
-def _clear_cookies(response: Response) -> None:
-    response.delete_cookie(REFRESH_COOKIE, path=REFRESH_PATH, httponly=True, samesite="strict")
-    response.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
-    clear_access_cookie(response)
 
 
 def _signed_in(request: Request, state: AdminState, user: User, refresh: str) -> Response:
     access = issue_access(state.signing_key, user.id, user.role, state.clock(), state.access_ttl)
     response = JSONResponse({"access_token": access, "token_type": "bearer",
                              "expires_in": state.settings.admin_access_token_ttl})
-    _set_cookies(request, response, state, refresh)
+    set_session_cookies(request, response, state, refresh)
     set_access_cookie(request, response, access, state.settings.admin_access_token_ttl)
     return response
 
@@ -62,7 +44,8 @@ async def login(request: Request) -> Response:
         if (wait := await locked_for(session, email, address, now, state.throttle)) is not None:
             raise login_locked(wait)
         user = await user_by_email(session, email)
-        stored = user.password_hash if user is not None else state.unknown_user_hash
+        # A single sign-on user has no password: it costs the decoy's time too, so timing does not tell it apart.
+        stored = user.password_hash if user is not None and not is_sso_user(user) else state.unknown_user_hash
         matched = await asyncio.to_thread(verify_password, stored, password)
         accepted = matched and user is not None and not user.disabled
         await note_attempt(session, email, address, accepted, now, state.throttle)
@@ -92,7 +75,7 @@ async def refresh(request: Request) -> Response:
     rotated = await _rotate(state, request.cookies[REFRESH_COOKIE])
     if rotated is None:
         response = render(unauthenticated("The session has ended; sign in again."))
-        _clear_cookies(response)
+        clear_session_cookies(response)
         return response
     return _signed_in(request, state, *rotated)
 
@@ -105,7 +88,7 @@ async def logout(request: Request) -> Response:
     # A page's sign-out form goes back to the login page; an API client gets 204.
     form = request.headers.get("content-type", "").startswith(FORM_TYPE)
     response = RedirectResponse("/login", status_code=303) if form else Response(status_code=204)
-    _clear_cookies(response)
+    clear_session_cookies(response)
     return response
 
 

@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from admin import dashboard
+from admin import dashboard, oidc_api, providers_api
+from admin.cookies import REFRESH_COOKIE as REFRESH_COOKIE  # where auth_api and older callers found it
 from admin.errors import Forbidden, unauthenticated
 from admin.pages_auth import refusal
 from admin.principal import Principal, authenticate
@@ -25,7 +26,6 @@ from core.users import ROLES, role_rank
 
 PUBLIC = "public"
 REFRESH_COOKIE_RULE = "refresh_cookie"
-REFRESH_COOKIE = "netra_refresh"
 
 PERMISSIONS: Mapping[tuple[str, str], str] = MappingProxyType({
     ("GET", "/health"): PUBLIC,
@@ -39,6 +39,8 @@ PERMISSIONS: Mapping[tuple[str, str], str] = MappingProxyType({
     ("POST", "/api/users"): "admin",
     ("POST", "/api/users/{user_id}/disable"): "admin",
     ("GET", "/api/audit"): "admin",
+    **providers_api.PERMISSIONS,
+    **oidc_api.PERMISSIONS,
     **dashboard.PERMISSIONS,
 })
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from admin import auth_api, dashboard, pages, users_api
+from admin import auth_api, dashboard, oidc_api, pages, providers_api, users_api
 from admin.pages import STATIC_DIR
 
 
@@ -23,5 +23,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/users", users_api.users_create, methods=["POST"]),
         Route("/api/users/{user_id}/disable", users_api.users_disable, methods=["POST"]),
         Route("/api/audit", users_api.audit_list, methods=["GET"]),
+        *providers_api.ROUTES,
+        *oidc_api.ROUTES,
         *dashboard.ROUTES,
     ]

@@ -17,6 +17,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from admin.dashboard.web import Pages
+    from admin.oidc_provider import OidcProvider
 
 Clock = Callable[[], datetime]
 
@@ -34,7 +35,9 @@ class AdminState:
     hash_cost: HashCost
     # Verified when an email matches no user, so an unknown address costs the time a wrong password does.
     unknown_user_hash: str
-    # The dashboard's templates, chart styles and ledger store (None in apps built without the lifespan's help).
+    # The single sign-on issuer's client; None when NETRA_OIDC_ISSUER is unset.
+    oidc: OidcProvider | None = None
+    # The dashboard's templates, chart styles and ledger reader (None in apps built without the lifespan's help).
     pages: Pages | None = None
 
     @property

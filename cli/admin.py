@@ -96,4 +96,4 @@ def register(sub: Sub, formatter: type[argparse.HelpFormatter] = argparse.HelpFo
     cmd.add_argument("--host", help="address to listen on (default: $NETRA_HOST, else 127.0.0.1)")
     cmd.add_argument("--port", type=int, help="port to listen on (default: $NETRA_ADMIN_PORT, else 8081)")
     cmd.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
-    cmd.set_defaults(func=serve_admin, checks=(preflight.schema_problem,))
+    cmd.set_defaults(func=serve_admin, checks=(preflight.sso_problem, preflight.schema_problem))

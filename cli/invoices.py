@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.common import CommandError, database_message, fail, with_session
-from core.chmigrate import upgrade_clickhouse
-from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
+from core.clickhouse import ClickHouseLocked
 from core.db import create_engine, create_sessionmaker
 from core.invoices.csvform import render_csv
 from core.invoices.lifecycle import list_invoices, mark_paid, set_fee_rate, void
 from core.invoices.pdfform import render_pdf
 from core.invoices.service import Books, generate, issue
 from core.invoices.terms import InvoiceError, Month, parse_rate
+from core.ledger_reader import LedgerReader, LedgerUnavailable, open_reader
 from core.migrate import upgrade_relational
 from core.settings import Settings
 from core.tenants import TenantError
@@ -37,12 +37,12 @@ FORMATS: dict[str, Callable[[dict[str, Any]], bytes]] = {
 _LIST_COLUMNS = ("number", "tenant", "period", "status", "savings", "fee", "net_benefit", "issued_at", "replaced_by")
 
 
-def _open_ledger(settings: Settings) -> ClickHouseStore:
-    # As `netra ledger`: refuse a store a running Netra holds, and read a fresh one as empty.
-    refuse_if_held(settings)
-    store = ClickHouseStore.open(settings)
-    upgrade_clickhouse(store)
-    return store
+def _open_ledger(settings: Settings) -> LedgerReader:
+    # As `netra ledger`: the running Netra's ledger process over its socket, else the store itself.
+    try:
+        return open_reader(settings)
+    except (LedgerUnavailable, ClickHouseLocked) as exc:
+        raise CommandError(f"cannot read the ledger: {exc}") from exc
 
 
 def _with_books(settings: Settings, work: Callable[[Books], Awaitable[T]]) -> T:

@@ -1,4 +1,4 @@
-"""`netra ledger summary` and `netra ledger export`: read ClickHouse directly."""
+"""`netra ledger summary` and `netra ledger export`: the same whether Netra runs or not (core/ledger_reader.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cli.common import fail, with_session
-from core.chmigrate import upgrade_clickhouse
-from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
+from core.clickhouse import ClickHouseLocked
 from core.ledger_export import export_rows
+from core.ledger_reader import LedgerQueryError, LedgerReader, LedgerUnavailable, open_reader
 from core.ledger_report import format_summary, parse_when
 from core.ledger_report import summary as ledger_summary
 from core.settings import Settings
@@ -25,24 +25,15 @@ def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]
     return since, until
 
 
-def _open(settings: Settings) -> ClickHouseStore:
-    # Check the lock first: the engine itself would print its own complaint before failing.
-    refuse_if_held(settings)
-    store = ClickHouseStore.open(settings)
-    # A fresh data dir has no tables yet: create them so an empty ledger reads as empty, not as an error.
-    upgrade_clickhouse(store)
-    return store
-
-
 def _write(line: str) -> None:
     sys.stdout.write(line)
 
 
-Reader = Callable[[ClickHouseStore, datetime | None, datetime | None], None]
+Reader = Callable[[LedgerReader, datetime | None, datetime | None], None]
 
 
 def _read(args: argparse.Namespace, reader: Reader) -> int:
-    """Open the store for the window the arguments name, run `reader`, close; clear failures otherwise."""
+    """Open a ledger reader for the window the arguments name, run `reader`, close; clear failures otherwise."""
     settings = Settings()
     try:
         since, until = _window(args)
@@ -52,13 +43,15 @@ def _read(args: argparse.Namespace, reader: Reader) -> int:
         if args.tenant is not None:
             # A misspelt name would otherwise read as a tenant with no calls.
             with_session(settings, lambda s: tenant_by_name(s, args.tenant))
-        store = _open(settings)
-    except (TenantError, ClickHouseLocked) as exc:
+        store = open_reader(settings)
+    except (TenantError, ClickHouseLocked, LedgerUnavailable) as exc:
         return fail(str(exc))
     except ValueError as exc:
         return fail(str(exc), 2)
     try:
         reader(store, since, until)
+    except (LedgerQueryError, LedgerUnavailable) as exc:
+        return fail(str(exc))
     finally:
         store.close()
     sys.stdout.flush()
@@ -68,7 +61,7 @@ def _read(args: argparse.Namespace, reader: Reader) -> int:
 def summary(args: argparse.Namespace) -> int:
     """Requests by status, tokens, cost, baseline and savings (in total and by kind), with totals."""
 
-    def show(store: ClickHouseStore, since: datetime | None, until: datetime | None) -> None:
+    def show(store: LedgerReader, since: datetime | None, until: datetime | None) -> None:
         report = ledger_summary(store, tenant=args.tenant, since=since, until=until)
         print(json.dumps(report.to_dict(), indent=2) if args.json else format_summary(report))
 
@@ -78,7 +71,7 @@ def summary(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     """One line per call, CSV or JSONL, on stdout."""
 
-    def dump(store: ClickHouseStore, since: datetime | None, until: datetime | None) -> None:
+    def dump(store: LedgerReader, since: datetime | None, until: datetime | None) -> None:
         export_rows(store, tenant=args.tenant, since=since, until=until, fmt=args.format, write=_write)
 
     return _read(args, dump)

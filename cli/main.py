@@ -57,7 +57,8 @@ def _add_serve(sub: Sub) -> None:
     run = _command(sub, "run", "apply migrations, then serve the gateway and the admin app (embedded defaults)")
     _add_listen(run)
     run.add_argument("--admin-port", type=int, help=f"the admin app's port (default: {_setting('admin_port')})")
-    run.set_defaults(func=serve.run, checks=(preflight.config_problem, preflight.database_problem))
+    run.set_defaults(func=serve.run,
+                     checks=(preflight.config_problem, preflight.sso_problem, preflight.database_problem))
     gateway = _command(sub, "gateway", "serve the gateway alone, for production (run `netra migrate` first)")
     _add_listen(gateway)
     gateway.add_argument("--workers", type=int, default=1, help="gateway processes (above 1 needs a ClickHouse server)")

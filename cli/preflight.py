@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from admin.oidc_config import OidcConfigError, oidc_config
 from cli.common import database_message
 from core.config import ConfigError, read_config
 from core.db import create_engine
@@ -23,6 +24,15 @@ def config_problem(settings: Settings) -> str | None:
     try:
         read_config(settings, os.environ)
     except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def sso_problem(settings: Settings) -> str | None:
+    """What is missing or malformed in the single sign-on settings (NETRA_OIDC_*), or None."""
+    try:
+        oidc_config(settings)
+    except OidcConfigError as exc:
         return str(exc)
     return None
 

@@ -3,49 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-import time
 from typing import Any
 
 from cli import admin as admin_cli
-from cli.common import fail
 from core.chmigrate import upgrade_clickhouse
-from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
+from core.clickhouse import ClickHouseLocked, ClickHouseStore
+from core.ledger_socket import take_lock
 from core.logs import configure_logging
 from core.migrate import upgrade_relational
 from core.settings import Settings
 from gateway.app import create_app
 from gateway.server import serve, server_config
 
+WORKER_HEALTHCHECK = 60  # seconds a worker may take to answer a health ping (uvicorn kills it after)
+
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with --host/--port taking precedence."""
     overrides: dict[str, Any] = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     return Settings(**overrides)
-
-
-def _embedded(settings: Settings) -> bool:
-    return settings.ledger_enabled and settings.resolved_clickhouse_url.startswith("chdb://")
-
-
-def _refuse_if_held(settings: Settings, patience: float = 10.0) -> str | None:
-    """Why this process cannot serve (another Netra holds the embedded store), or None.
-
-    Waits a little first: the ingest process of a Netra that was just killed lets go of the store once it
-    has noticed, a moment later.
-    """
-    if not settings.ledger_enabled:
-        return None
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            refuse_if_held(settings)
-        except ClickHouseLocked as exc:
-            if time.monotonic() >= deadline:
-                return str(exc)
-            time.sleep(0.2)
-            continue
-        return None
 
 
 def _url(host: str, port: int, path: str) -> str:
@@ -66,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
     """Apply migrations, then serve the gateway here and the admin app in a process of its own."""
     settings = settings_from(args)
     configure_logging(settings.log_level)
-    if (problem := _refuse_if_held(settings)) is not None:
-        return fail(problem)
     upgrade_relational(settings)
     admin_port = getattr(args, "admin_port", None) or settings.admin_port
     admin = admin_cli.start_admin_process(settings, admin_port)
@@ -79,16 +55,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def gateway(args: argparse.Namespace) -> int:
-    """Serve the gateway alone; several workers need a ClickHouse server (chDB belongs to one process)."""
+    """Serve the gateway alone, in one process or several (all share the data dir's one ledger process)."""
     settings = settings_from(args)
     configure_logging(settings.log_level)
-    if args.workers > 1 and _embedded(settings):
-        return fail("--workers above 1 needs NETRA_CLICKHOUSE_URL pointing at a ClickHouse server: "
-                    "the embedded store belongs to one process")
-    if (problem := _refuse_if_held(settings)) is not None:
-        return fail(problem)
     if args.workers > 1:
-        return serve(server_config("gateway.app:create_app", settings, factory=True, workers=args.workers))
+        # A worker imports the whole app before it can answer the supervisor's first health ping: on a busy
+        # machine that takes longer than uvicorn's 5 s default, and the worker would be killed as hung.
+        return serve(server_config(
+            "gateway.app:create_app", settings, factory=True, workers=args.workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK,
+        ))
     return serve(server_config(create_app(settings), settings))
 
 
@@ -97,15 +73,26 @@ def migrate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     upgrade_relational(settings)
     print("relational schema: up to date")
+    embedded = settings.resolved_clickhouse_url.startswith("chdb://")
+    lock = take_lock(settings.data_dir) if embedded else None
+    if embedded and lock is None:
+        print("clickhouse schema: held by the running Netra, whose ledger process applied its migrations")
+        return 0
     try:
-        refuse_if_held(settings)
-        store = ClickHouseStore.open(settings)
+        applied = _upgrade_store(settings)
     except ClickHouseLocked:
         print("clickhouse schema: held by the running Netra, which applied its migrations when it started")
         return 0
-    try:
-        applied = upgrade_clickhouse(store)
     finally:
-        store.close()
+        if lock is not None:
+            os.close(lock)
     print(f"clickhouse schema: up to date ({len(applied)} applied now)")
     return 0
+
+
+def _upgrade_store(settings: Settings) -> list[str]:
+    store = ClickHouseStore.open(settings)
+    try:
+        return upgrade_clickhouse(store)
+    finally:
+        store.close()

@@ -1,4 +1,4 @@
-"""Export of ledger rows, one line per call, as CSV or JSON Lines, streamed block by block from ClickHouse."""
+"""Export of ledger rows, one line per call, as CSV or JSON Lines, read from ClickHouse a page at a time."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.callrow import COLUMNS
-from core.clickhouse import ClickHouseStore
+from core.ledger_reader import LedgerReader
 from core.ledger_report import from_micros, ledger_filter
 
 _TIME_KINDS = frozenset({"time", "time?"})
@@ -83,34 +83,44 @@ def _select_list() -> str:
     return ", ".join(f"toUnixTimestamp64Micro({name})" if kind in _TIME_KINDS else name for name, _, kind in COLUMNS)
 
 
+PAGE_ROWS = 10_000  # rows per query: well under a reader's row limit, and short enough to let ingest in between
+_KEY = ("received_at", "request_id", "tenant_id")  # the export's order, and where each page resumes
+_KEY_AT = tuple(next(i for i, (name, _, _) in enumerate(COLUMNS) if name == key) for key in _KEY)
+_AFTER = (
+    " (received_at, request_id, tenant_id) > "
+    "(fromUnixTimestamp64Micro({after_us:Int64}, 'UTC'), {after_id:String}, {after_tenant:String})"
+)
+
+
 def export_rows(
-    store: ClickHouseStore,
-    *,
-    tenant: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    fmt: str,
+    reader: LedgerReader, *, tenant: str | None, since: datetime | None, until: datetime | None, fmt: str,
     write: Callable[[str], None],
 ) -> int:
     """Write every call in the window as one line (CSV with a header, or JSONL) to `write`; returns the row count.
 
-    Rows come from `llm_calls FINAL` ordered by received_at, request_id and are streamed block by block, so
-    memory stays flat however many rows there are. `write` receives whole lines, line ending included; it must
-    not use the store while the export runs (a chDB stream holds the engine handle).
+    Rows come from `llm_calls FINAL` ordered by received_at, request_id (then tenant_id), PAGE_ROWS at a time, each
+    page resuming after the last row sent: memory stays flat and no one query holds the store for long. `write`
+    receives whole lines, line ending included.
     """
     if fmt not in _FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(EXPORT_FORMATS)}")
+    line = _FORMATS[fmt](write)
     where, params = ledger_filter(tenant, since, until)
-    sql = f"SELECT {_select_list()} FROM llm_calls FINAL{where} ORDER BY received_at, request_id"
-    return _stream(store, sql, params, _FORMATS[fmt](write), write)
-
-
-def _stream(store: ClickHouseStore, sql: str, params: dict[str, Any], line: Line, write: Callable[[str], None]) -> int:
-    """Render each row of the query as it arrives, one block at a time; returns the row count."""
     count = 0
-    with store.client.query_row_block_stream(sql, parameters=params) as stream:
-        for block in stream:
-            for row in block:
-                write(line(row))
-            count += len(block)
-    return count
+    while True:
+        page = reader.query(_page_sql(where, count > 0), params)
+        for row in page:
+            write(line(row))
+        count += len(page)
+        if len(page) < PAGE_ROWS:
+            return count
+        last = page[-1]
+        params = dict(params, after_us=last[_KEY_AT[0]], after_id=last[_KEY_AT[1]], after_tenant=last[_KEY_AT[2]])
+
+
+def _page_sql(where: str, resume: bool) -> str:
+    """One page of the export: the window's filter, and after the first page the keyset condition."""
+    if resume:
+        where = f"{where} AND{_AFTER}" if where else f" WHERE{_AFTER}"
+    order = ", ".join(_KEY)
+    return f"SELECT {_select_list()} FROM llm_calls FINAL{where} ORDER BY {order} LIMIT {PAGE_ROWS}"

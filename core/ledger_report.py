@@ -1,7 +1,8 @@
 """Reports over the savings ledger: exact totals from `llm_calls FINAL`, and the hourly and daily rollups.
 
-Every function here blocks; async callers go through `ClickHouseStore.run`. Times are read from ClickHouse as
-integer epochs and turned into UTC datetimes here, because chDB and the HTTP client disagree on time zones.
+Every function here reads through a `LedgerReader` (core/ledger_reader.py; a `ClickHouseStore` is one) and blocks;
+async callers run them in a thread. Times are read from ClickHouse as integer epochs and turned into UTC datetimes
+here, because chDB and the HTTP client disagree on time zones.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
-from core.clickhouse import ClickHouseStore
+from core.ledger_reader import LedgerReader
 
 SAVINGS_KINDS = ("cache", "coalesce", "route", "batch")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -122,7 +123,7 @@ _MONEY_TOTALS = frozenset({"cost_usd", "baseline_cost_usd", "savings_usd"})
 
 
 def summary(
-    store: ClickHouseStore, *, tenant: str | None, since: datetime | None, until: datetime | None
+    store: LedgerReader, *, tenant: str | None, since: datetime | None, until: datetime | None
 ) -> LedgerSummary:
     """Exact ledger totals from `llm_calls FINAL`, filtered by tenant name and received_at in [since, until)."""
     where, params = ledger_filter(tenant, since, until)
@@ -239,7 +240,7 @@ _QUANTILE_LEVELS = ("p50", "p90", "p99")
 
 
 def _read_rollup(
-    store: ClickHouseStore, table: str, keys: Sequence[tuple[str, str]], tenant: str | None, extra: Sequence[str]
+    store: LedgerReader, table: str, keys: Sequence[tuple[str, str]], tenant: str | None, extra: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """Rows of a rollup merged per key: keys, anyLast(tenant_name), the sums, then `extra` aggregates."""
     group = ", ".join(name for name, _ in keys)
@@ -268,7 +269,7 @@ _HOURLY_KEYS = (
 )
 
 
-def hourly_rollup(store: ClickHouseStore, tenant: str | None = None) -> list[dict[str, Any]]:
+def hourly_rollup(store: LedgerReader, tenant: str | None = None) -> list[dict[str, Any]]:
     """The hourly rollup merged per (tenant, hour, served model, provider, requested model), with percentiles."""
     extra = [f"quantilesMerge(0.5, 0.9, 0.99)({name}_quantiles)" for name in _QUANTILE_STATES]
     names = [name for name, _ in _HOURLY_KEYS] + ["tenant_name", *ROLLUP_SUMS]
@@ -282,7 +283,7 @@ def hourly_rollup(store: ClickHouseStore, tenant: str | None = None) -> list[dic
     return out
 
 
-def daily_rollup(store: ClickHouseStore, tenant: str | None = None) -> list[dict[str, Any]]:
+def daily_rollup(store: LedgerReader, tenant: str | None = None) -> list[dict[str, Any]]:
     """The daily per-tenant rollup (the invoice's source of totals), merged per (tenant, day)."""
     keys = (("tenant_id", "tenant_id"), ("day", "day"))
     names = ["tenant_id", "day", "tenant_name", *ROLLUP_SUMS]

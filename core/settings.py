@@ -73,10 +73,24 @@ class Settings(BaseSettings):
     # Argon2id cost of new password hashes (RFC 9106's second recommendation by default; a hash keeps its own).
     admin_password_hash_time_cost: int = Field(default=3, ge=1)
     admin_password_hash_memory_kib: int = Field(default=64 * 1024, ge=1024)
+    # Single sign-on (docs/admin.md): on when the issuer is set, which then needs the client id and secret, the
+    # admin app's external base URL (the callback is <base>/api/auth/oidc/callback) and the role map (JSON).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_base_url: str | None = None
+    oidc_role_map: str | None = None
+    oidc_scopes: str = "openid email profile"
+
+    # The deferred lane (x-netra-defer): queued requests go to a provider batch job once this many are queued for
+    # one provider model or the oldest has waited the window; submitted jobs are polled at the poll interval.
+    defer_max_requests: int = Field(default=10_000, gt=0)
+    defer_window: float = Field(default=60.0, gt=0)
+    defer_poll_interval: float = Field(default=30.0, gt=0)
 
     ledger_enabled: bool = True
-    # "process": a child process ingests the spill into ClickHouse (the embedded engine's CPU and memory stay
-    # out of the gateway); "thread": this process does (tests that read the same embedded store use it).
+    # "process": the data dir's one ledger process ingests the spill into ClickHouse (the embedded engine's CPU and
+    # memory stay out of the gateway); "thread": this process does (tests that read the same embedded store use it).
     ledger_ingest: Literal["process", "thread"] = "process"
     ledger_segment_bytes: int = 16 * 1024 * 1024
     ledger_batch_rows: int = 10_000

@@ -23,7 +23,7 @@ from gateway.providers.base import UpstreamCall, UpstreamReply
 from gateway.responses import BytesResponse, FlightResponse
 from gateway.routing import Route
 from gateway.state import GatewayState
-from gateway.upstream import open_stream
+from gateway.upstream import open_stream, served_by
 
 
 class Miss:
@@ -62,7 +62,7 @@ class Miss:
             shared = Shared(await self.send(), ctx.request_id, coalesced=False)
         reply = shared.value
         if shared.coalesced:
-            reused(ctx, plan, shared.leader_id)
+            reused(ctx, plan, shared.leader_id, reply.served)
         elif self.found is not None:
             note_hit(ctx, self.found)
             return BytesResponse(reply.body, hit_headers(ctx, self.found))
@@ -77,6 +77,7 @@ class Miss:
         call = self.call
         stream = await open_stream(self.state, self.ctx, call, self.route)
         flight = Flight(stream, keep_for_store=self.plan.store)
+        flight.served = served_by(self.ctx)
         if self.plan.store:
             self.fill = start_fill(self.state, self.ctx.request_id, call, self.plan, flight)
         return flight
@@ -90,7 +91,7 @@ class Miss:
         if shared is None:
             shared = Shared((await self.open()).subscribe(), ctx.request_id, coalesced=False)
         if shared.coalesced:
-            reused(ctx, plan, shared.leader_id)
+            reused(ctx, plan, shared.leader_id, shared.value.flight.served)
             return FlightResponse(shared.value, ctx, netra_headers(ctx, "coalesced"))
         if self.found is not None:
             note_hit(ctx, self.found)

@@ -48,11 +48,13 @@ async def second_look(state: GatewayState, plan: CachePlan) -> CachedEntry | Non
         return None
 
 
-def reused(ctx: CallContext, plan: CachePlan, leader_id: str) -> None:
+def reused(ctx: CallContext, plan: CachePlan, leader_id: str, served: tuple[str, str, str] | None) -> None:
     """Note that the answer is the leader's, shared while its call was in flight (the policy allowed it)."""
     note_policy(ctx, plan)
     ctx.cache_outcome, ctx.savings_kind, ctx.reused_request_id = "coalesced", "coalesce", leader_id
     ctx.upstream_called, ctx.upstream_attempts = False, 0
+    if served is not None:  # the leader's call may have been routed or fallen back: name what answered
+        ctx.served_model, ctx.provider, ctx.served_name = served
 
 
 async def store(state: GatewayState, plan: CachePlan, entry: CachedEntry | None) -> None:

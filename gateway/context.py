@@ -15,12 +15,12 @@ class CallContext:
     """Mutable per-request record; the middleware creates it and turns it into a log line and a ledger row."""
 
     __slots__ = (
-        "cache_outcome", "cancelled", "completion_chars", "ended_t", "endpoint", "error_code", "first_byte_t",
-        "headers", "key_id", "method", "outcome", "path", "policy_id", "policy_version", "prompt_chars", "provider",
-        "received_t", "received_us", "request_hash", "request_id", "requested_model", "requested_name",
-        "requested_upstream", "responded",
-        "reused_request_id", "route_policy", "savings_kind", "served_model", "served_name", "status", "stream", "tags",
-        "tenant_id", "tenant_name", "upstream_attempts", "upstream_called", "usage",
+        "cache_outcome", "cancelled", "completion_chars", "deferred", "ended_t", "endpoint", "error_code",
+        "first_byte_t", "headers", "key_id", "method", "outcome", "path", "policy_id", "policy_version", "prompt_chars",
+        "provider", "received_t", "received_us", "request_hash", "request_id", "requested_model", "requested_name",
+        "requested_upstream", "responded", "reused_request_id", "route_policy", "savings_kind", "served_model",
+        "served_name", "status", "stream", "tags", "tenant_id", "tenant_name", "upstream_attempts", "upstream_called",
+        "usage",
     )
 
     def __init__(self, request_id: str, method: str, path: str) -> None:
@@ -47,7 +47,7 @@ class CallContext:
         self.upstream_attempts = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.outcome = ""
-        self.cancelled = self.responded = self.upstream_called = False
+        self.cancelled = self.responded = self.upstream_called = self.deferred = False
 
     def _models(self) -> None:
         self.requested_model = self.served_model = self.provider = ""
@@ -60,7 +60,8 @@ class CallContext:
     @property
     def billable(self) -> bool:
         """Whether this request belongs in the ledger."""
-        return self.method == "POST" and self.endpoint in LEDGER_ENDPOINTS
+        # A request accepted into the deferred lane (answered 202) gets its row with the batch result instead.
+        return self.method == "POST" and self.endpoint in LEDGER_ENDPOINTS and not self.deferred
 
     def mark_first_byte(self) -> None:
         """Note when the first byte of the answer went out (once)."""

@@ -11,7 +11,7 @@ from gateway.context import CallContext
 from gateway.providers.base import UpstreamCall, UpstreamReply
 from gateway.routing import Route
 from gateway.state import GatewayState
-from gateway.upstream import send
+from gateway.upstream import send, served_by
 from policies import BatchPolicy, decide
 
 
@@ -32,4 +32,6 @@ async def send_reply(state: GatewayState, ctx: CallContext, call: UpstreamCall, 
     if policy is None:
         return await attempt(ctx, call)
     # Requests going the same way share a call: the route's models, in order, are its destination.
-    return await state.batcher.send(ctx, call, policy, route.chain, attempt)
+    reply = await state.batcher.send(ctx, call, policy, route.chain, attempt)
+    reply.served = served_by(ctx)  # a request coalesced with this one names the same deployment
+    return reply

@@ -46,6 +46,8 @@ class Flight:
         self, stream: UpstreamStream, *, keep_for_store: bool = False, record_limit: int = DEFAULT_RECORD_BYTES
     ) -> None:
         self.stream = stream
+        # The deployment that answered (upstream model, provider, configured name), for the followers' rows.
+        self.served: tuple[str, str, str] | None = None
         self.record_limit = record_limit
         self.recording = True  # False once the record passed record_limit
         self.completed = False  # the upstream events ended by themselves (not closed early, no exception)

@@ -15,6 +15,7 @@ from gateway.cache_plan import features_of, plan_for
 from gateway.caching import netra_headers, serve_cached
 from gateway.calls import start_row
 from gateway.context import CallContext
+from gateway.deferred import defer
 from gateway.embed_send import send_reply
 from gateway.limits import LimitResult
 from gateway.providers.base import UpstreamCall
@@ -106,6 +107,9 @@ async def proxy(request: Request, endpoint: str) -> ProxyResponse:
     state, ctx, call = await prepare(request, endpoint)
     features = features_of(ctx, call)
     decision = decide(features, state.policies.snapshot)
+    deferred = await defer(state, ctx, call, decision.batch, request.headers)
+    if deferred is not None:
+        return deferred  # answered 202; its ledger row comes with the batch result
     plan = plan_for(decision.cache, features, ctx, call, request.headers)
     route = route_for(state, ctx, call, decision.route)
     ctx.cache_outcome = "bypass"

@@ -85,7 +85,7 @@ async def _check_clickhouse(state: GatewayState) -> None:
     if state.store is not None and not await state.store.responsive():
         raise ConnectionError("clickhouse did not answer")
     if not state.ledger.store_ready:
-        raise ConnectionError("the ledger's ingest process has not opened clickhouse")
+        raise ConnectionError("the ledger process has not opened clickhouse")
 
 
 async def _check_ledger(state: GatewayState) -> None:

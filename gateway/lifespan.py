@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -19,21 +20,26 @@ from starlette.applications import Starlette
 
 from core.chmigrate import upgrade_clickhouse
 from core.clickhouse import ClickHouseStore
-from core.config import GatewayConfig, ModelConfig, load_config
+from core.config import GatewayConfig, ModelConfig, ProviderConfig, load_config
 from core.db import create_engine, create_sessionmaker
 from core.logs import AccessLog
 from core.metrics import GatewayMetrics
 from core.price_versions import save_price_version
 from core.prices import PriceTable, load_table
+from core.secret_key import load_secret
 from core.settings import Settings
 from gateway.auth import KeyAuthenticator
 from gateway.cache import CacheBackend, open_cache
 from gateway.coalesce import Coalescer
+from gateway.credential_holder import CredentialHolder, follow_credentials
+from gateway.deferred import DeferredLane
 from gateway.embed_batch import EmbeddingBatcher
 from gateway.ledger import Ledger, LedgerWriter, NullLedgerWriter, RowSink
 from gateway.limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from gateway.policy_holder import PolicyHolder
 from gateway.providers import build_providers
+from gateway.providers.base import Provider
+from gateway.providers.guard import GuardedResolver, file_hosts
 from gateway.providers.http import Timeouts, create_session
 from gateway.routing import Deployments
 from gateway.state import GatewayState
@@ -59,7 +65,7 @@ async def record_prices(config: GatewayConfig, sessions: async_sessionmaker[Asyn
 
 
 async def open_store(settings: Settings, stack: AsyncExitStack) -> ClickHouseStore | None:
-    """The analytics store, migrated, when this process ingests (None with the ledger off or ingesting in a child)."""
+    """The analytics store, migrated, when this process ingests (None: ledger off, or the ledger process ingests)."""
     if not settings.ledger_enabled or settings.ledger_ingest == "process":
         return None
     store = await asyncio.to_thread(ClickHouseStore.open, settings)
@@ -69,15 +75,18 @@ async def open_store(settings: Settings, stack: AsyncExitStack) -> ClickHouseSto
 
 
 async def open_ledger(
-    settings: Settings, store: ClickHouseStore | None, metrics: GatewayMetrics, wrap_sink: SinkWrapper | None
+    settings: Settings, store: ClickHouseStore | None, metrics: GatewayMetrics, wrap_sink: SinkWrapper | None,
+    stack: AsyncExitStack,
 ) -> Ledger:
-    """The ledger writer (or the null one when the ledger is off)."""
+    """The ledger writer (or the null one when the ledger is off), flushed and closed with the stack."""
     if not settings.ledger_enabled:
-        return NullLedgerWriter()
-    sink = None if store is None else wrap_sink(store) if wrap_sink else store
-    writer = LedgerWriter(settings, sink, metrics.registry)
-    await writer.start()
-    return writer
+        ledger: Ledger = NullLedgerWriter()
+    else:
+        sink = None if store is None else wrap_sink(store) if wrap_sink else store
+        ledger = LedgerWriter(settings, sink, metrics.registry)
+        await ledger.start()
+    stack.push_async_callback(ledger.close, settings.graceful_shutdown_timeout)
+    return ledger
 
 
 def open_database(settings: Settings, stack: AsyncExitStack) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
@@ -156,11 +165,25 @@ def open_batcher(settings: Settings, metrics: GatewayMetrics, stack: AsyncExitSt
     return batcher
 
 
-def open_http(settings: Settings, stack: AsyncExitStack) -> aiohttp.ClientSession:
-    """The one pooled upstream HTTP session, closed last of the request path's clients."""
-    http = create_session(settings)
+def open_http(
+    settings: Settings, config: GatewayConfig, stack: AsyncExitStack
+) -> tuple[aiohttp.ClientSession, GuardedResolver]:
+    """The one pooled upstream HTTP session, closed last of the request path's clients, and its SSRF guard."""
+    guard = GuardedResolver(file_hosts(config))
+    http = create_session(settings, guard)
     stack.push_async_callback(http.close)
-    return http
+    return http, guard
+
+
+async def open_credentials(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], providers: dict[str, Provider],
+    redis: Redis | None, upstream: tuple[aiohttp.ClientSession, GuardedResolver], stack: AsyncExitStack,
+) -> None:
+    """Admins' credential overrides applied to the adapters before the first request, and followed from then on."""
+    http, guard = upstream
+    holder = CredentialHolder(sessions, providers, guard, http, partial(load_secret, settings))
+    follower = await follow_credentials(holder, redis, settings.policy_poll_interval)
+    stack.push_async_callback(follower.close)
 
 
 async def build_state(
@@ -170,16 +193,16 @@ async def build_state(
     config = load_config(settings, env)
     engine, sessions = open_database(settings, stack)
     redis = open_redis(settings, stack)
-    http = open_http(settings, stack)
+    http, _ = upstream = open_http(settings, config, stack)
     metrics, access_log = GatewayMetrics(), open_access_log(stack)
     store = await open_store(settings, stack)
     prices = await record_prices(config, sessions)
-    ledger = await open_ledger(settings, store, metrics, wrap_sink)
-    stack.push_async_callback(ledger.close, settings.graceful_shutdown_timeout)
+    ledger = await open_ledger(settings, store, metrics, wrap_sink, stack)
     policies = await open_policies(settings, sessions, redis, stack)
     fills: set[asyncio.Task[None]] = set()
     providers = build_providers(config, http, Timeouts.from_settings(settings))
     batcher = open_batcher(settings, metrics, stack)
+    await open_credentials(settings, sessions, providers, redis, upstream, stack)
     return GatewayState(
         settings=settings, config=config, models=first_deployments(config), providers=providers,
         deployments=Deployments(config, providers, settings, metrics),
@@ -190,6 +213,16 @@ async def build_state(
     )
 
 
+async def open_deferred(state: GatewayState, stack: AsyncExitStack) -> DeferredLane:
+    """The deferred lane's worker; stopped before the ledger closes (the stack unwinds in reverse)."""
+    def configs() -> dict[str, ProviderConfig]:
+        return {name: provider.config for name, provider in state.providers.items()}
+
+    lane = DeferredLane(state.settings, state.sessions, configs, state.ledger, state.prices)
+    await lane.start(stack)
+    return lane
+
+
 def lifespan_for(settings: Settings, env: Mapping[str, str], wrap_sink: SinkWrapper | None = None) -> Any:
     """The app's lifespan: state up before the first request, everything flushed and closed after the last."""
 
@@ -197,6 +230,7 @@ def lifespan_for(settings: Settings, env: Mapping[str, str], wrap_sink: SinkWrap
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
             state = await build_state(settings, env, stack, wrap_sink)
+            await open_deferred(state, stack)
             # Everything built so far lives as long as the app: keep it out of every future GC pass.
             gc.collect()
             gc.freeze()

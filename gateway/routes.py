@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from gateway import handlers, info
+from gateway import deferred, handlers, info
 from gateway.batch_api.routes import batch_routes
 
 
@@ -15,6 +15,7 @@ def routes() -> list[Route]:
         Route("/v1/completions", handlers.completions, methods=["POST"]),
         Route("/v1/embeddings", handlers.embeddings, methods=["POST"]),
         Route("/v1/responses", handlers.responses, methods=["POST"]),
+        Route("/v1/deferred/{deferred_id}", deferred.get_deferred, methods=["GET"]),
         Route("/v1/models", info.list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", info.get_model, methods=["GET"]),
         Route("/health", info.health, methods=["GET"]),

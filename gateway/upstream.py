@@ -176,8 +176,15 @@ async def dispatch(
 
 
 async def send(state: GatewayState, ctx: CallContext, call: UpstreamCall, route: Route) -> UpstreamReply:
-    """A complete answer from the first model of the route that gives one."""
-    return await dispatch(state, ctx, call, route, lambda provider, c, body: provider.send(c, body))
+    """A complete answer from the first model of the route that gives one, naming the deployment that gave it."""
+    reply = await dispatch(state, ctx, call, route, lambda provider, c, body: provider.send(c, body))
+    reply.served = served_by(ctx)
+    return reply
+
+
+def served_by(ctx: CallContext) -> tuple[str, str, str]:
+    """The deployment that answered a call: upstream model, provider, configured model name."""
+    return ctx.served_model, ctx.provider, ctx.served_name
 
 
 async def open_stream(state: GatewayState, ctx: CallContext, call: UpstreamCall, route: Route) -> UpstreamStream:

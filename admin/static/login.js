@@ -75,15 +75,21 @@ async function resume() {
   if (!csrfToken()) return;
   const response = await fetch("/api/auth/refresh", { method: "POST", headers: { "X-CSRF-Token": csrfToken() } });
   if (response.ok) {
+    // Signed in already (a page's session cookie expired, or single sign-on came back here): on to the dashboard.
     accessToken = (await response.json()).access_token;
-    if (new URLSearchParams(window.location.search).has("next")) {
-      window.location.assign(nextPage());  // a page sent us here because its session cookie had expired
-      return;
-    }
-    await showMe();
+    window.location.assign(nextPage());
+  }
+}
+
+async function offerSso() {
+  // The SSO link shows only when the server has single sign-on configured.
+  const response = await fetch("/api/auth/oidc");
+  if (response.ok && (await response.json()).enabled) {
+    document.getElementById("sso").hidden = false;
   }
 }
 
 document.getElementById("login-form").addEventListener("submit", signIn);
 document.getElementById("logout").addEventListener("click", signOut);
+offerSso();
 resume();

@@ -1,6 +1,6 @@
 """The ledger sums an invoice is computed from: `llm_calls FINAL` per month, savings kind and requested model.
 
-Blocking (chDB or the ClickHouse server); async callers go through `ClickHouseStore.run`.
+Blocking (chDB, the ledger socket or a ClickHouse server); async callers run it in a thread.
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.clickhouse import ClickHouseStore
 from core.invoices.compute import Sums
 from core.invoices.terms import Month
+from core.ledger_reader import LedgerReader
 from core.ledger_report import to_micros
 
 # NULL money (an unpriced call) counts as 0, as in `netra ledger summary`; Decimal(38, 9) sums never round.
@@ -37,7 +37,7 @@ class LedgerGroup:
     price_versions: frozenset[str]
 
 
-def ledger_groups(store: ClickHouseStore, tenant_id: str, since: datetime, until: datetime) -> list[LedgerGroup]:
+def ledger_groups(store: LedgerReader, tenant_id: str, since: datetime, until: datetime) -> list[LedgerGroup]:
     """The tenant's rows with received_at in [since, until), summed per month, savings kind and requested model."""
     params = {"tenant_id": tenant_id, "since_us": to_micros(since), "until_us": to_micros(until)}
     return [

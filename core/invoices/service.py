@@ -7,6 +7,7 @@ number when its month is issued again, never edited.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.clickhouse import ClickHouseStore
 from core.invoices.adjustments import Basis, adjustments, billed
 from core.invoices.compute import Group, Party, compute_invoice
 from core.invoices.document import content, content_hash, document, iso
@@ -24,6 +24,7 @@ from core.invoices.ledger import ledger_groups
 from core.invoices.numbering import next_number
 from core.invoices.records import InvoiceRecord, open_key
 from core.invoices.terms import InvoiceError, Month, fee_rate
+from core.ledger_reader import LedgerReader
 from core.models import Tenant
 from core.tenants import tenant_by_name
 
@@ -32,10 +33,10 @@ IN_FORCE = ("issued", "paid")
 
 @dataclass(frozen=True)
 class Books:
-    """Where invoices are computed from and kept: the ledger store and the relational sessions."""
+    """Where invoices are computed from and kept: a ledger reader and the relational sessions."""
 
     sessions: async_sessionmaker[AsyncSession]
-    store: ClickHouseStore
+    store: LedgerReader
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,13 @@ async def _in_force(session: AsyncSession, tenant_id: str) -> list[InvoiceRecord
     return list((await session.scalars(query)).all())
 
 
-async def _draft(session: AsyncSession, store: ClickHouseStore, tenant: Tenant, month: Month) -> Draft:
+async def _draft(session: AsyncSession, store: LedgerReader, tenant: Tenant, month: Month) -> Draft:
     """The month's own rows plus adjustments for earlier months already invoiced, computed now."""
     records = [r for r in await _in_force(session, tenant.id) if Month.parse(r.period) < month]
-    own = await store.run(ledger_groups, store, tenant.id, month.start, month.end)
+    own = await asyncio.to_thread(ledger_groups, store, tenant.id, month.start, month.end)
     invoiced = {Month.parse(r.period) for r in records}
-    earlier = await store.run(ledger_groups, store, tenant.id, min(invoiced).start, month.start) if invoiced else []
+    since = min(invoiced).start if invoiced else month.start
+    earlier = await asyncio.to_thread(ledger_groups, store, tenant.id, since, month.start) if invoiced else []
     late = adjustments(earlier, billed(Basis.from_json(r.basis) for r in records), invoiced)
     groups = [Group(month, g.kind, g.model, g.sums) for g in own] + late.groups
     versions = late.price_versions.union(*(g.price_versions for g in own))

@@ -86,7 +86,7 @@ class BatchUpstream:
         timeout = self.http.json_timeout
         with map_errors(self.name):
             async with self.http.session.request(
-                method, self.url(path, query), data=data, headers=headers, timeout=timeout
+                method, self.url(path, query), data=data, headers=headers, timeout=timeout, allow_redirects=False,
             ) as response:
                 body = await response.read()
                 if response.status >= 400:

@@ -24,7 +24,7 @@ class RowSink(Protocol):
 
 
 class IngestRunner(Protocol):
-    """Who sends the writer's spill to ClickHouse: this process (local.py) or a child process (remote.py)."""
+    """Who sends the writer's spill to ClickHouse: this process (local.py) or the ledger process (remote.py)."""
 
     recovered: bool  # every dead writer's spill found at start-up has been replayed
     ingested: tuple[int, int]  # own (segment, offset) before which every finish record is acknowledged

@@ -1,7 +1,7 @@
 """In-process ingest: the writer's own segments and dead writers' spills go to a sink this process holds.
 
-Used with a sink object (tests, and any deployment that passes one); `netra run` ingests in a child process
-instead (remote.py), which runs the same Ingestor over the same files.
+Used with a sink object (tests, and any deployment that passes one); `netra run` and `netra gateway` leave ingest
+to the data dir's ledger process (remote.py, ledgerd.py), which runs the same Ingestor over the same files.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,16 @@ def close_unfinished(directory: Path) -> Scan:
 
 
 async def recover_instances(
-    spill_dir: Path, own: str, ingestor: Ingestor, backlog: Backlog
+    spill_dir: Path, own: str, ingestor: Ingestor, backlog: Backlog, busy: Container[str] = ()
 ) -> None:
-    """Replay every dead writer's directory, oldest first; a directory whose lock is held is left alone."""
+    """Replay every dead writer's directory, oldest first; one whose lock is held, or named in `busy`, is left alone.
+
+    `busy` names directories someone else still works on (the ledger process's followers, until they stopped).
+    """
     await ingestor.io_retry(sweep_staging, spill_dir)
     for directory in await ingestor.io_retry(other_instances, spill_dir, own):
+        if directory.name in busy:
+            continue
         fd = await ingestor.io_retry(try_lock, directory)
         if fd is None:
             continue

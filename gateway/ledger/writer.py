@@ -33,8 +33,9 @@ _DRAIN_POLL = 0.005
 class LedgerWriter:
     """The event writer: exactly one ClickHouse row per call, through a write-ahead spill.
 
-    With a `sink`, ingest runs in this process; without one, in a child process that opens the store itself
-    (so the embedded engine's CPU and memory stay off the gateway's event loop and out of its process).
+    With a `sink`, ingest runs in this process; without one, the data directory's ledger process ingests it (one
+    per data directory, shared by every gateway process, started by whichever finds none: remote.py, ledgerd.py),
+    so the embedded engine's CPU and memory stay off the gateway's event loop and out of its process.
     """
 
     def __init__(

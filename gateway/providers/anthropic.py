@@ -95,9 +95,17 @@ class AnthropicStream:
 class AnthropicProvider:
     """Anthropic's Messages API at `{base_url}/v1/messages`, with x-api-key and anthropic-version."""
 
+    config: ProviderConfig
+    url: str
+    headers: dict[str, str]
+
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession, timeouts: Timeouts) -> None:
-        self.config = config
         self.http = UpstreamHTTP(session, timeouts, config.name, errors=_anthropic_error)
+        self.reconfigure(config)
+
+    def reconfigure(self, config: ProviderConfig) -> None:
+        """Send later requests with this config's credential and base URL (requests in flight keep theirs)."""
+        self.config = config
         self.url = f"{config.resolved_base_url}/v1/messages"
         self.headers = self.build_headers()
 

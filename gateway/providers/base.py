@@ -47,6 +47,8 @@ class UpstreamReply:
     # Generated characters, measured only when the provider reported no usage (the ledger's estimate).
     completion_chars: int = 0
     content_type: bytes = b"application/json"
+    # The deployment that answered (upstream model, provider, configured name), for requests sharing the reply.
+    served: tuple[str, str, str] | None = None
 
 
 class UpstreamStream(Protocol):
@@ -82,6 +84,10 @@ class Provider(Protocol):
 
     def supports(self, endpoint: str) -> bool:
         """Whether this provider can serve the endpoint (e.g. `embeddings`)."""
+        ...
+
+    def reconfigure(self, config: ProviderConfig) -> None:
+        """Use a new credential and base URL from the next request on (gateway/credential_holder.py)."""
         ...
 
     def encode(self, call: UpstreamCall) -> bytes:

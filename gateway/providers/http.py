@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from core.errors import NetraError
 from core.settings import Settings
@@ -34,10 +35,11 @@ class Timeouts:
         )
 
 
-def create_session(settings: Settings) -> aiohttp.ClientSession:
-    """The one upstream client session: pooled keep-alive connections, no cookies, raw bodies."""
+def create_session(settings: Settings, resolver: AbstractResolver | None = None) -> aiohttp.ClientSession:
+    """The one upstream client session: pooled keep-alive connections, no cookies, raw bodies, names via `resolver`."""
     connector = aiohttp.TCPConnector(
         limit=settings.upstream_max_connections, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60,
+        resolver=resolver,
     )
     return aiohttp.ClientSession(
         connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True,
@@ -65,12 +67,15 @@ class UpstreamHTTP:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], *, stream: bool) -> aiohttp.ClientResponse:
         """POST and return the response once its headers arrived; non-2xx statuses raise our error."""
+        # Redirects are not followed: a provider's base URL passed the SSRF checks, where it redirects to did not.
         with map_errors(self.provider):
             if stream:
                 async with asyncio.timeout(self.timeouts.first_byte):
-                    response = await self.session.post(url, data=body, headers=headers, timeout=self.stream_timeout)
+                    response = await self.session.post(url, data=body, headers=headers, timeout=self.stream_timeout,
+                                                       allow_redirects=False)
             else:
-                response = await self.session.post(url, data=body, headers=headers, timeout=self.json_timeout)
+                response = await self.session.post(url, data=body, headers=headers, timeout=self.json_timeout,
+                                                   allow_redirects=False)
             if response.status >= 400:
                 data = await response.read()
                 response.release()

@@ -30,12 +30,24 @@ class OpenAIProvider:
     """An OpenAI-compatible provider: base URL ending in /v1, bearer key."""
 
     endpoints = frozenset({"chat/completions", "completions", "embeddings", "responses"})
+    config: ProviderConfig
+    base: str
+    headers: dict[str, str]
 
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession, timeouts: Timeouts) -> None:
-        self.config = config
         self.http = UpstreamHTTP(session, timeouts, config.name)
-        self.base = config.resolved_base_url
+        self.reconfigure(config)
+
+    def reconfigure(self, config: ProviderConfig) -> None:
+        """Send later requests with this config's credential and base URL (requests in flight keep theirs)."""
+        # Whole values swapped, never mutated: a request that already read them keeps a consistent pair.
+        self.config = config
+        self.base = self.base_of(config)
         self.headers = self.build_headers()
+
+    def base_of(self, config: ProviderConfig) -> str:
+        """The URL the endpoint paths are appended to."""
+        return config.resolved_base_url
 
     def supports(self, endpoint: str) -> bool:
         """OpenAI serves every endpoint Netra proxies."""
@@ -81,9 +93,10 @@ class AzureProvider(OpenAIProvider):
     endpoints = frozenset({"chat/completions", "completions", "embeddings"})
     default_api_version = "2024-10-21"
 
-    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession, timeouts: Timeouts) -> None:
-        super().__init__(config, session, timeouts)
-        self.base = self.base if self.base.endswith("/openai") else f"{self.base}/openai"
+    def base_of(self, config: ProviderConfig) -> str:
+        """The resource's /openai URL."""
+        base = config.resolved_base_url
+        return base if base.endswith("/openai") else f"{base}/openai"
 
     def url(self, call: UpstreamCall) -> str:
         """The deployment's URL; the model's upstream name is the deployment name."""

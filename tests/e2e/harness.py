@@ -86,12 +86,12 @@ class Netra:
             assert done.returncode == 0, done.stderr
         return done
 
-    def start(self, command: str = "run") -> None:
-        """Start the server and wait until it is ready (its ledger ingest has the store open, too)."""
+    def start(self, command: str = "run", *extra: str) -> None:
+        """Start the server and wait until it is ready (its ledger process has the store open, too)."""
         self.log = self.data_dir / f"netra-{self.port}.log"
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [*NETRA, command, "--port", str(self.port)], cwd=ROOT, env=self.env, stdout=out, stderr=out,
+                [*NETRA, command, "--port", str(self.port), *extra], cwd=ROOT, env=self.env, stdout=out, stderr=out,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -79,10 +79,18 @@ def test_price_versions_are_stored(deployment: Deployment) -> None:
     assert table["models"]["gpt-4o-mini"]["input"] == "0.00000015"
 
 
-def test_ledger_commands_refuse_while_the_server_holds_the_store(deployment: Deployment) -> None:
-    done = deployment.netra.cli("ledger", "export", "--format", "csv", check=False)
-    assert done.returncode == 1 and "in use by a running Netra" in done.stderr and done.stdout == ""
-    assert "Traceback" not in done.stderr
+def test_ledger_commands_read_while_the_server_runs(deployment: Deployment) -> None:
+    client = deployment.client()
+    served = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=USER)
+    rid = served.headers["x-request-id"]
+    deadline = time.monotonic() + 60
+    while True:  # the row reaches the store within the flush interval
+        done = deployment.netra.cli("ledger", "export", "--format", "csv", check=False)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        if rid in done.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert done.stdout.startswith("request_id,") and rid in done.stdout
 
 
 def test_a_new_tier_reaches_the_tenants_keys_within_seconds(deployment: Deployment) -> None:

@@ -18,9 +18,10 @@ def this_month() -> str:
 
 def test_invoice_commands_while_netra_runs(deployment: Deployment) -> None:
     netra = deployment.netra
+    # The running Netra's ledger process answers the read over its socket: a draft while it serves.
     done = netra.cli("invoices", "generate", "--tenant", "acme", "--month", this_month(), check=False)
-    assert done.returncode == 1 and "in use by a running Netra" in done.stderr and done.stdout == ""
-    assert "Traceback" not in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "draft" and "Traceback" not in done.stderr
     assert json.loads(netra.cli("invoices", "list", "--json").stdout) == []  # no ledger needed to list
     unknown = netra.cli("invoices", "void", "NET-2026-999999", check=False)
     assert unknown.returncode == 1 and "no invoice numbered 'NET-2026-999999'" in unknown.stderr

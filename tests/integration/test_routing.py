@@ -32,7 +32,10 @@ TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "
 async def chat(client: Any, model: str, request_id: str, **fields: Any) -> Any:
     """A raw SDK response (headers and parsed body) for one chat call with a fixed request id."""
     return await client.chat.completions.with_raw_response.create(
-        model=model, messages=MESSAGES, extra_headers={"x-request-id": request_id}, **fields,
+        model=model,
+        messages=MESSAGES,
+        extra_headers={"x-request-id": request_id},
+        **fields,
     )
 
 
@@ -126,3 +129,27 @@ async def test_a_failing_deployment_sends_its_traffic_to_the_other(
     # One failure opened deployment a's breaker: the rest went straight to b.
     assert fake_upstream.calls("pool-a-slow-200") == 1
     assert fake_upstream.calls("pool-b-slow-200") == 4
+
+
+async def test_a_request_sharing_a_routed_call_names_the_model_that_answered(
+    settings: Settings, tmp_path: Path, fake_upstream: FakeUpstream
+) -> None:
+    policies = (
+        "kind: cache\nname: deterministic\nttl: 1h\n---\n"
+        "kind: route\nname: to the pool\nmatch: {models: [gpt-4o]}\ntargets: [{model: pool}]\n"
+    )
+    configured = routing_settings(settings, tmp_path, fake_upstream)
+    async with routed_gateway(configured, fake_upstream, policies) as gateway:
+        leader, follower = await asyncio.gather(
+            chat(gateway.client, "gpt-4o", "share-1", temperature=0),
+            chat(gateway.client, "gpt-4o", "share-2", temperature=0),
+        )
+    outcomes = sorted(r.headers["x-netra-cache"] for r in (leader, follower))
+    assert (
+        outcomes == ["coalesced", "miss"]
+        and fake_upstream.calls("pool-a-slow-200") + fake_upstream.calls("pool-b-slow-200") == 1
+    )
+    served = {r.headers["x-netra-model"] for r in (leader, follower)}
+    assert len(served) == 1 and served <= {"pool-a-slow-200", "pool-b-slow-200"}
+    rows = read_rows(configured)
+    assert rows["share-1"]["served_model"] == rows["share-2"]["served_model"] == served.pop()

@@ -28,7 +28,8 @@ def calls(table: list[BaseRoute]) -> Iterator[tuple[str, str, str]]:
         if isinstance(route, Mount):
             yield "GET", route.path, f"{route.path}/login.js"
         elif isinstance(route, Route):
-            url = route.path.replace("{user_id}", "usr_0000000000000000")
+            url = route.path.replace("{user_id}", "usr_0000000000000000").replace("{name}", "no-such-provider")
+            url = url.replace("{host}", "no-such-host.example")
             for method in sorted((route.methods or set()) - {"HEAD"}):
                 yield method, route.path, url
 
