@@ -14,7 +14,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
-from admin.dashboard.web import LedgerOpener, close_pages, open_ledger, open_pages
+from admin.dashboard.ledger import LedgerOpener, open_ledger
+from admin.dashboard.web import open_pages
 from admin.errors import http_error, netra_error, server_error
 from admin.oidc_provider import oidc_provider
 from admin.permissions import PERMISSIONS, PermissionGuard
@@ -59,7 +60,6 @@ def lifespan_for(settings: Settings, clock: Clock, ledger: LedgerOpener = open_l
             decoy = await asyncio.to_thread(hash_password, secrets.token_urlsafe(16), cost)
             oidc = await stack.enter_async_context(oidc_provider(settings, clock))
             pages = open_pages(settings, ledger)
-            stack.push_async_callback(close_pages, pages)
             state = AdminState(settings=settings, engine=engine, sessions=create_sessionmaker(engine),
                                signing_key=key, clock=clock, throttle=throttle_of(settings), hash_cost=cost,
                                unknown_user_hash=decoy, oidc=oidc, pages=pages)

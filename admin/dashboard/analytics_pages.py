@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from admin.dashboard import charts
+from admin.dashboard.ledger import LedgerUnavailable, Reading
 from admin.dashboard.period import PERIODS, Period, labels, period_of
-from admin.dashboard.web import LedgerUnavailable, page, pages_of
+from admin.dashboard.web import page, pages_of
 from admin.state import get_state
 from core.analytics import (
     CallFilter,
@@ -61,9 +62,8 @@ def _by_kind(series: list[SeriesPoint]) -> dict[str, Decimal]:
     return {kind: value for kind, value in sorted(kinds.items()) if value}
 
 
-async def _overview_figures(request: Request, period: Period) -> dict[str, Any]:
-    pages = pages_of(request)
-    series = await pages.read(timeseries, period.query)
+async def _overview_figures(ledger: Reading, period: Period) -> dict[str, Any]:
+    series = await ledger.read(timeseries, period.query)
     kinds = _by_kind(series)
     return {
         "charts": _overview_charts(period, series), "kinds": kinds,
@@ -73,9 +73,9 @@ async def _overview_figures(request: Request, period: Period) -> dict[str, Any]:
         "cost": sum((p.totals.cost_usd for p in series), Decimal(0)),
         "baseline": sum((p.totals.baseline_cost_usd for p in series), Decimal(0)),
         "savings": sum((p.totals.savings_usd for p in series), Decimal(0)),
-        "cache": await pages.read(cache_hit_rate, period.query),
-        "latency": await pages.read(latency, period.query),
-        "error_codes": await pages.read(errors_by_code, period.query),
+        "cache": await ledger.read(cache_hit_rate, period.query),
+        "latency": await ledger.read(latency, period.query),
+        "error_codes": await ledger.read(errors_by_code, period.query),
     }
 
 
@@ -83,7 +83,8 @@ async def overview(request: Request) -> Response:
     """Spend against baseline over time, savings by kind, requests, cache hit rate, latency, errors."""
     context = await _picker(request)
     try:
-        context |= await _overview_figures(request, context["period"])
+        async with pages_of(request).ledger.reading() as ledger:
+            context |= await _overview_figures(ledger, context["period"])
     except LedgerUnavailable:
         return page(request, "ledger_unavailable.html", title="Overview", **context)
     return page(request, "overview.html", title="Overview", **context)
@@ -94,12 +95,13 @@ async def savings(request: Request) -> Response:
     context = await _picker(request)
     tables = []
     try:
-        for by, name, title in SAVINGS_BY:
-            rows = await pages_of(request).read(breakdown, context["period"].query, by, 20)
-            rows = [r for r in rows if r.totals.savings_usd]
-            chart = charts.render(name, title + " (USD)", [r.label or r.value or "(none)" for r in rows],
-                                  [("Savings", [r.totals.savings_usd for r in rows])]) if rows else None
-            tables.append({"title": title, "rows": rows, "chart": chart})
+        async with pages_of(request).ledger.reading() as ledger:
+            for by, name, title in SAVINGS_BY:
+                found = await ledger.read(breakdown, context["period"].query, by, 20)
+                rows = [r for r in found if r.totals.savings_usd]
+                chart = charts.render(name, title + " (USD)", [r.label or r.value or "(none)" for r in rows],
+                                      [("Savings", [r.totals.savings_usd for r in rows])]) if rows else None
+                tables.append({"title": title, "rows": rows, "chart": chart})
     except LedgerUnavailable:
         return page(request, "ledger_unavailable.html", title="Savings", **context)
     return page(request, "savings.html", title="Savings", tables=tables, **context)
@@ -116,7 +118,8 @@ async def calls(request: Request) -> Response:
     filters = _call_filter(request, context["period"])
     cursor = request.query_params.get("cursor") or None
     try:
-        found = await pages_of(request).read(list_calls, filters, cursor, 50)
+        async with pages_of(request).ledger.reading() as ledger:
+            found = await ledger.read(list_calls, filters, cursor, 50)
     except LedgerUnavailable:
         return page(request, "ledger_unavailable.html", title="Calls", **context)
     given = {name: request.query_params.get(name, "") for name in CALL_FILTERS}

@@ -11,7 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from admin.dashboard.web import Pages, page, pages_of, signed_in
+from admin.dashboard.ledger import LedgerUnavailable
+from admin.dashboard.web import page, pages_of, signed_in
 from admin.principal import client_address
 from admin.state import get_state
 from core import audit
@@ -35,19 +36,13 @@ def last_month(now: datetime) -> str:
     return (now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
 
 
-async def _books(request: Request, pages: Pages) -> Books | None:
-    store = await pages.ledger.store()
-    return None if store is None else Books(get_state(request).sessions, store)
-
-
 async def invoices(request: Request) -> Response:
     """Issued invoices, newest first, and the form to issue (or preview) a tenant's month."""
     async with get_state(request).sessions() as session:
         found = await list_invoices(session)
         tenants = await list_tenants(session)
     return page(request, "invoices.html", title="Invoices", invoices=list(reversed(found)), tenants=tenants,
-                month=last_month(get_state(request).clock()),
-                ledger=await _books(request, pages_of(request)) is not None)
+                month=last_month(get_state(request).clock()))
 
 
 async def invoice(request: Request) -> Response:
@@ -62,12 +57,13 @@ async def invoice(request: Request) -> Response:
 
 async def draft(request: Request) -> Response:
     """A tenant's month computed from the ledger now (or the invoice in force for it)."""
-    books = await _books(request, pages_of(request))
-    if books is None:
-        return page(request, "ledger_unavailable.html", title="Invoices")
     try:
         month = Month.parse(request.query_params.get("month", ""))
-        doc = await generate(books, request.query_params.get("tenant", ""), month)
+        async with pages_of(request).ledger.reading() as ledger:
+            books = Books(get_state(request).sessions, ledger.reader)
+            doc = await generate(books, request.query_params.get("tenant", ""), month)
+    except LedgerUnavailable:
+        return page(request, "ledger_unavailable.html", title="Invoices")
     except (InvoiceError, TenantError) as exc:
         return page(request, "refused.html", status=400, title="Invoices", message=str(exc))
     return page(request, "invoice.html", title=f"Draft invoice {doc['tenant']} {doc['period']}", doc=doc)
@@ -86,11 +82,12 @@ async def _issue(request: Request, books: Books, tenant: str, month: str) -> dic
 async def issue_invoice(request: Request) -> Response:
     """Issue a tenant's month from the form (issuing it again returns the invoice in force)."""
     form = await request.form()
-    books = await _books(request, pages_of(request))
-    if books is None:
-        return page(request, "ledger_unavailable.html", title="Invoices")
     try:
-        doc = await _issue(request, books, str(form.get("tenant", "")), str(form.get("month", "")))
+        async with pages_of(request).ledger.reading() as ledger:
+            books = Books(get_state(request).sessions, ledger.reader)
+            doc = await _issue(request, books, str(form.get("tenant", "")), str(form.get("month", "")))
+    except LedgerUnavailable:
+        return page(request, "ledger_unavailable.html", title="Invoices")
     except (InvoiceError, TenantError) as exc:
         return page(request, "refused.html", status=400, title="Invoices", message=str(exc))
     return RedirectResponse(f"/invoices/{doc['number']}", status_code=303)

@@ -2,73 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 
 from admin.dashboard.charts import chart_css
+from admin.dashboard.ledger import Ledger, LedgerOpener, open_ledger
 from admin.principal import principal_of
 from admin.security import CSRF_COOKIE
 from admin.state import get_state
-from core.chmigrate import upgrade_clickhouse
-from core.clickhouse import ClickHouseLocked, ClickHouseStore, refuse_if_held
 from core.settings import Settings
 
-T = TypeVar("T")
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
-log = logging.getLogger("netra.admin")
-
-
-class LedgerUnavailable(Exception):
-    """The pages cannot read the ledger (another process holds the embedded store)."""
-
-
-LedgerOpener = Callable[[Settings], ClickHouseStore | None]
-
-
-def open_ledger(settings: Settings) -> ClickHouseStore | None:
-    """The ledger store, migrated; None while another process (a running gateway) holds the embedded one."""
-    if not settings.ledger_enabled:
-        return None
-    try:
-        refuse_if_held(settings)
-    except ClickHouseLocked as exc:
-        log.warning("analytics pages without the ledger: %s", exc)
-        return None
-    store = ClickHouseStore.open(settings)
-    upgrade_clickhouse(store)
-    return store
-
-
-class Ledger:
-    """The ledger store, opened on first use (an admin app nobody reads analytics from never opens it)."""
-
-    def __init__(self, settings: Settings, opener: LedgerOpener) -> None:
-        self._settings, self._opener = settings, opener
-        self._store: ClickHouseStore | None = None
-        self._lock = asyncio.Lock()
-
-    async def store(self) -> ClickHouseStore | None:
-        """The open store, or None when it cannot be opened now (tried again on the next call)."""
-        async with self._lock:
-            if self._store is None:
-                self._store = await asyncio.to_thread(self._opener, self._settings)
-            return self._store
-
-    async def close(self) -> None:
-        """Close the store if it was opened."""
-        if self._store is not None:
-            await asyncio.to_thread(self._store.close)
-            self._store = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +29,6 @@ class Pages:
     templates: Environment
     chart_css: str
     ledger: Ledger
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run an analytics function (`fn(run, *args)`) on the store's thread, or LedgerUnavailable."""
-        store = await self.ledger.store()
-        if store is None:
-            raise LedgerUnavailable
-        return await store.run(fn, store.query, *args)
 
 
 def money(value: Decimal | str | None, places: int = 2) -> str:
@@ -120,13 +64,8 @@ def environment() -> Environment:
 
 
 def open_pages(settings: Settings, opener: LedgerOpener = open_ledger) -> Pages:
-    """The pages' shared parts (the ledger opens on first use); close with close_pages."""
+    """The pages' shared parts (the ledger is opened per request that reads it)."""
     return Pages(environment(), chart_css(), Ledger(settings, opener))
-
-
-async def close_pages(pages: Pages) -> None:
-    """Close the ledger store."""
-    await pages.ledger.close()
 
 
 def pages_of(conn: HTTPConnection) -> Pages:

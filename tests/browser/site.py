@@ -1,18 +1,14 @@
-"""A running Netra for the browser tests: the gateway after a replayed workload, and the admin app beside it.
-
-Until the admin app can read the embedded ledger while the gateway ingests into it, the workload is replayed
-through a gateway that logs it, which then stops; the gateway serving the rest of the test runs with its ledger
-off (so the admin app can open the store), on the same database, so it still applies policies as they change.
-"""
+"""A running Netra for the browser tests: `netra run` (gateway, ledger process and admin app), set up with the CLI
+as an operator would, with a small workload replayed through the gateway by the OpenAI SDK."""
 
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +17,6 @@ import openai
 
 from tests.e2e.harness import NETRA, ROOT, Netra, make_netra
 from tests.invoice_rows import ledger_row
-from tests.unit.helpers import closed_port as free_port
 
 PASSWORD = "a passphrase for the browser test"
 EMAIL = "ops@example.com"
@@ -61,7 +56,6 @@ class Site:
     admin_url: str
     keys: dict[str, str]
     proposed_id: str
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def client(self, tenant: str = "acme") -> openai.OpenAI:
         """An SDK client as an application would use it."""
@@ -104,59 +98,51 @@ def _past_rows(netra: Netra) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def wait_up(proc: subprocess.Popen[bytes], url: str) -> None:
-    """Until the URL answers 200 (the process must stay up meanwhile)."""
+def wait_until(ready: Callable[[], bool], what: str) -> None:
+    """Poll until `ready()` (a minute at most)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the process serving {url} exited"
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} never answered")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} never happened")
 
 
-def _serve_admin(netra: Netra) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with (netra.data_dir / "admin.log").open("ab") as out:
-        proc = subprocess.Popen([*NETRA, "admin", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT,
-                                env=netra.env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    wait_up(proc, url + "/health")
-    return proc, url
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _logged(netra: Netra, count: int) -> bool:
+    """Whether the ledger holds `count` calls (read while Netra runs, through the ledger process)."""
+    done = netra.cli("ledger", "summary", "--json", "--since", "1d", check=False)
+    return done.returncode == 0 and json.loads(done.stdout)["requests"] == count
 
 
 def start_site(tmp: Path, fake_url: str) -> Site:
-    """Set up tenants, keys and policies with the CLI, replay the workload, then serve the gateway and admin app."""
+    """Set up tenants, keys, policies and a past month's rows with the CLI, start `netra run`, replay a workload."""
     netra = make_netra(tmp, fake_url)
     netra.cli("migrate")
     keys = {}
     for name, tier in (("acme", "early"), ("tiny", "free")):
         netra.cli("tenants", "create", name, "--tier", tier)
         keys[name] = netra.cli("keys", "create", "--tenant", name).stdout.strip()
-    site = Site(netra, "", keys, _policies(netra, tmp))
-    netra.start("gateway")
-    outcomes = replay(site)
-    assert outcomes.count("hit") == 8, outcomes  # rounds two and three of the four mini questions
-    assert netra.stop() == 0  # a clean stop flushes the ledger
+    site = Site(netra, f"http://127.0.0.1:{netra.env['NETRA_ADMIN_PORT']}", keys, _policies(netra, tmp))
     _past_rows(netra)
-    netra.env["NETRA_LEDGER_ENABLED"] = "false"  # this gateway only: the admin app reads the ledger
-    netra.start("gateway")
-    del netra.env["NETRA_LEDGER_ENABLED"]
-    admin, site.admin_url = _serve_admin(netra)
-    site.procs.append(admin)
     made = subprocess.run([*NETRA, "users", "create", EMAIL, "--role", "admin"], cwd=ROOT, env=netra.env,
                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=120, check=False)
     assert made.returncode == 0, made.stderr
+    netra.start("run")
+    wait_until(lambda: _answers(site.admin_url + "/health"), "the admin app answering")
+    outcomes = replay(site)
+    assert outcomes.count("hit") == 8, outcomes  # rounds two and three of the four mini questions
+    wait_until(lambda: _logged(netra, len(outcomes)), "the workload reaching the ledger")
     return site
 
 
 def stop_site(site: Site) -> None:
-    """Stop the admin app and the gateway."""
-    for proc in site.procs:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    """Stop `netra run` (it stops the admin app and the ledger process)."""
     if site.netra.proc is not None:
         site.netra.stop()

@@ -24,6 +24,16 @@ def open_test_ledger(settings: Settings) -> ClickHouseStore:
     return store
 
 
+class Unclosed:
+    """The test's store as the pages' reader; the test closes it (chDB is shared by the whole process)."""
+
+    def __init__(self, store: ClickHouseStore) -> None:
+        self.query = store.query
+
+    def close(self) -> None:
+        """Leave the store open."""
+
+
 @dataclass
 class Dashboard:
     """The running admin app and the ledger store its pages read."""
@@ -47,7 +57,7 @@ async def running_dashboard(settings: Settings, database: Database) -> AsyncIter
     """The admin app whose ledger opener opens the test's chDB database."""
     store = open_test_ledger(settings)
     try:
-        async with running_admin(settings, database.sessions, ledger=open_test_ledger) as admin:
+        async with running_admin(settings, database.sessions, ledger=lambda _: Unclosed(store)) as admin:
             yield Dashboard(admin, store)
     finally:
         store.close()
