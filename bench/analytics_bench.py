@@ -46,11 +46,26 @@ def biggest_tenant(store: ClickHouseStore) -> str:
     return str(rows[0][0])
 
 
+def call_cases(run: an.Run, tenant: str) -> dict[str, Callable[[], object]]:
+    """The calls explorer: first pages under several filters, and a second page."""
+    second = an.list_calls(run, an.CallFilter(), limit=500).next_cursor
+    day = an.CallFilter(start=datetime(2026, 11, 14, tzinfo=UTC), end=datetime(2026, 11, 15, tzinfo=UTC),
+                        savings_kind="route")  # fmt: skip
+    mixed = an.CallFilter(model="claude-sonnet-4", tag="feature:qa", status="ok")
+    return {
+        "calls: newest 50": lambda: an.list_calls(run, an.CallFilter()),
+        "calls: second page of 500": lambda: an.list_calls(run, an.CallFilter(), second, 500),
+        "calls: one tenant": lambda: an.list_calls(run, an.CallFilter(tenant_id=tenant)),
+        "calls: model + tag + status": lambda: an.list_calls(run, mixed),
+        "calls: request id prefix": lambda: an.list_calls(run, an.CallFilter(request_id_prefix="req_ab12")),
+        "calls: one day, savings kind": lambda: an.list_calls(run, day),
+    }
+
+
 def cases(run: an.Run, tenant: str) -> dict[str, Callable[[], object]]:
     """Every analytic over the month, for all tenants and for the biggest one."""
     month, hourly = an.Query(START, END), an.Query(START, END, granularity="hour")
     mine = an.Query(START, END, tenant_id=tenant)
-    second = an.list_calls(run, an.CallFilter(), limit=500).next_cursor
     out: dict[str, Callable[[], object]] = {
         "timeseries day": lambda: an.timeseries(run, month),
         "timeseries hour": lambda: an.timeseries(run, hourly),
@@ -60,22 +75,11 @@ def cases(run: an.Run, tenant: str) -> dict[str, Callable[[], object]]:
         "estimated cost and unpriced": lambda: an.cost_quality(run, month),
         "latency and ttft p50/p95/p99": lambda: an.latency(run, month),
         "latency, one tenant": lambda: an.latency(run, mine),
-        "calls: newest 50": lambda: an.list_calls(run, an.CallFilter()),
-        "calls: second page of 500": lambda: an.list_calls(run, an.CallFilter(), second, 500),
-        "calls: one tenant": lambda: an.list_calls(run, an.CallFilter(tenant_id=tenant)),
-        "calls: model + tag + status": lambda: an.list_calls(
-            run, an.CallFilter(model="claude-sonnet-4", tag="feature:qa", status="ok")
-        ),
-        "calls: request id prefix": lambda: an.list_calls(run, an.CallFilter(request_id_prefix="req_ab12")),
-        "calls: one day, savings kind": lambda: an.list_calls(
-            run, an.CallFilter(start=datetime(2026, 11, 14, tzinfo=UTC), end=datetime(2026, 11, 15, tzinfo=UTC),
-                               savings_kind="route")
-        ),
     }
     for by in an.DIMENSIONS:
         out[f"breakdown by {by}"] = lambda by=by: an.breakdown(run, month, by)  # type: ignore[misc]
     out["breakdown by key, one tenant"] = lambda: an.breakdown(run, mine, "key")
-    return out
+    return out | call_cases(run, tenant)
 
 
 def median_ms(store: ClickHouseStore, fn: Callable[[], object], *, cold: bool, repeats: int) -> float:
@@ -114,10 +118,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--dir", type=Path, default=None, help="chDB directory to load into or reuse")
+    parser.add_argument("--database", default=DATABASE, help="database in that directory")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     where = args.dir or Path(tempfile.mkdtemp(prefix="netra-analytics-"))
-    store = ClickHouseStore(open_client(f"chdb://{where}", DATABASE), embedded=True)
+    store = ClickHouseStore(open_client(f"chdb://{where}", args.database), embedded=True)
     upgrade_clickhouse(store)
     loaded = load(store, args.rows)
     results = measure(store, args.repeats)

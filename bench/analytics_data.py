@@ -62,7 +62,7 @@ _ERROR_CODE = """multiIf(status = 'upstream_error', ['upstream_error', 'upstream
     status = 'gateway_crash', 'gateway_crash', '')"""
 
 
-def _stage_one(start_us: int, span_us: int, count: int) -> str:
+def _stage_one(start_us: int, span_us: int, count: int, offset: int) -> str:
     """Who called, when, where, and the outcome."""
     tenant = f"toUInt32(floor(60 * pow({_u(2)}, 2.2)))"
     return f"""SELECT number, tenant_idx, endpoint, status, model_idx, routed,
@@ -72,7 +72,7 @@ def _stage_one(start_us: int, span_us: int, count: int) -> str:
                 {_u(3)} < 0.97, 'responses', 'completions') AS endpoint,
         {_STATUS} AS status, {_model_index()} AS model_idx,
         status = 'ok' AND {_u(6)} < 0.10 AND {_array(tuple(m[1] for m in MODELS))}[model_idx] != '' AS routed
-    FROM numbers({count}))"""
+    FROM numbers({offset}, {count}))"""
 
 
 def _prices(which: str, model: str) -> str:
@@ -168,9 +168,9 @@ def _measures() -> str:
         toUInt32(prompt_tokens * 4) AS prompt_chars, {_tags()} AS tags"""
 
 
-def _rows(start_us: int, span_us: int, count: int) -> str:
-    """The SELECT producing `count` rows of llm_calls, columns by name."""
-    third = _stage_three(_stage_two(_stage_one(start_us, span_us, count)))
+def _rows(start_us: int, span_us: int, count: int, offset: int = 0) -> str:
+    """The SELECT producing `count` rows of llm_calls (numbers from `offset` on), columns by name."""
+    third = _stage_three(_stage_two(_stage_one(start_us, span_us, count, offset)))
     return f"SELECT {_who_and_what()}, {_measures()} FROM ({third})"
 
 
@@ -180,3 +180,10 @@ def load_sql(columns: tuple[str, ...], start: datetime, end: datetime, count: in
     span_us = int((end - start).total_seconds()) * 1_000_000
     names = ", ".join(columns)
     return f"INSERT INTO llm_calls ({names}) SELECT {names} FROM ({_rows(start_us, span_us, count)})"
+
+
+def batch_sql(columns: tuple[str, ...], start: datetime, end: datetime, count: int, offset: int) -> str:
+    """A SELECT of `count` rows (from row number `offset`) in the table's column order, for JSONEachRow output."""
+    start_us = int(start.timestamp()) * 1_000_000
+    span_us = int((end - start).total_seconds()) * 1_000_000
+    return f"SELECT {', '.join(columns)} FROM ({_rows(start_us, span_us, count, offset)})"

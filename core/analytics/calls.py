@@ -4,6 +4,9 @@ A page ends with a cursor naming its last row's (received_at, request_id); the n
 strictly before it in (received_at DESC, request_id DESC) order, so rows inserted meanwhile never shift a page:
 each row that existed when the walk began is seen exactly once. Rows come from `llm_calls` without FINAL, but
 two copies of one call (same key, not merged yet) sit side by side in that order and the second is dropped.
+A page is read from the last hour before its newest possible row first, then 8 hours, 3 days, 3 weeks, then
+everything, stopping at the first window that holds a page: the table is ordered by tenant first, so only a
+time bound keeps a newest-first page across tenants from reading the whole month.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from core.errors import InvalidParameter
 from core.ledger_report import from_micros, to_micros
 
 MAX_LIMIT = 500
+_HOUR_US = 3_600_000_000
+# How far back from the newest possible row each try reads; after the last, the whole period.
+_SINCE_FLOOR = "received_at >= fromUnixTimestamp64Micro({floor_us:Int64}, 'UTC')"
+WINDOWS_US = (_HOUR_US, 8 * _HOUR_US, 72 * _HOUR_US, 21 * 24 * _HOUR_US)
 # Timestamps leave ClickHouse as integer microseconds (chDB and HTTP clients disagree on time zones).
 _SELECT = ", ".join(
     f"toUnixTimestamp64Micro({name})" if kind.startswith("time") else name for name, _, kind in COLUMNS
@@ -99,21 +106,37 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 def _page_sql(where: str) -> str:
-    # The newest `fetch` receive times first (one narrow column), so the full rows are read and sorted only
-    # from that time on, not for the whole period: without a tenant the table's order cannot serve this sort.
-    threshold = (
-        f"(SELECT min(received_at) FROM (SELECT received_at FROM llm_calls{where} "
-        "ORDER BY received_at DESC LIMIT {fetch:UInt32}))"
-    )
-    joiner = " AND " if where else " WHERE "
-    return (
-        f"SELECT {_SELECT} FROM llm_calls{where}{joiner}received_at >= {threshold} "
-        "ORDER BY received_at DESC, request_id DESC LIMIT {fetch:UInt32}"
-    )
+    return f"SELECT {_SELECT} FROM llm_calls{where} ORDER BY received_at DESC, request_id DESC LIMIT {{fetch:UInt32}}"
 
 
-def _after(cursor: str) -> tuple[list[str], dict[str, Any]]:
-    received_us, request_id = decode_cursor(cursor)
+def _newest_us(run: Run, filters: CallFilter, cursor: tuple[int, str] | None) -> int | None:
+    """The newest time the page can start at: the cursor's, the filter's end, else the table's newest row."""
+    if cursor is not None:
+        return cursor[0]
+    if filters.end is not None:
+        return to_micros(utc(filters.end))
+    # Answered from the parts' min/max index, not by reading rows.
+    newest = run("SELECT toUnixTimestamp64Micro(max(received_at)), count() > 0 FROM llm_calls", {})
+    return int(newest[0][0]) if newest and newest[0][1] else None
+
+
+def _windows(run: Run, filters: CallFilter, cursor: tuple[int, str] | None) -> list[int | None]:
+    """Lower bounds (µs) of ever wider windows back from the newest possible row; None: no bound."""
+    newest = _newest_us(run, filters, cursor)
+    if newest is None:
+        return [None]
+    floor = None if filters.start is None else to_micros(utc(filters.start))
+    bounds: list[int | None] = []
+    for width in WINDOWS_US:
+        bound = newest - width
+        if floor is not None and bound <= floor:
+            break
+        bounds.append(bound)
+    return [*bounds, None]
+
+
+def _after(position: tuple[int, str]) -> tuple[list[str], dict[str, Any]]:
+    received_us, request_id = position
     at = "fromUnixTimestamp64Micro({cursor_us:Int64}, 'UTC')"
     # The plain bound lets ClickHouse skip parts and granules; the tuple makes the order strict.
     clauses = [f"received_at <= {at}", f"(received_at, request_id) < ({at}, {{cursor_id:String}})"]
@@ -129,16 +152,32 @@ def _as_row(values: tuple[Any, ...]) -> dict[str, Any]:
     return row
 
 
+def _fetch(run: Run, filters: CallFilter, cursor: str | None, fetch: int) -> list[tuple[Any, ...]]:
+    """The first `fetch` rows in page order: read from a recent window first, widened until it holds enough.
+
+    Without a tenant the table's order cannot serve a newest-first sort, so a sort over the whole period
+    would read every row; the newest rows of a window are the newest overall once it holds `fetch` of them.
+    """
+    clauses, params = filters.where()
+    position = None if cursor is None else decode_cursor(cursor)
+    if position is not None:
+        more, extra = _after(position)
+        clauses, params = clauses + more, params | extra
+    fetched: list[tuple[Any, ...]] = []
+    for bound in _windows(run, filters, position):
+        window = clauses if bound is None else [*clauses, _SINCE_FLOOR]
+        where = " WHERE " + " AND ".join(window) if window else ""
+        fetched = run(_page_sql(where), params | {"fetch": fetch, "floor_us": bound or 0})
+        if len(fetched) >= fetch:
+            break
+    return fetched
+
+
 def list_calls(run: Run, filters: CallFilter, cursor: str | None = None, limit: int = 50) -> CallsPage:
     """One page of the calls matching `filters`, newest first, after `cursor` (None: from the newest)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}", param="limit")
-    clauses, params = filters.where()
-    if cursor is not None:
-        more, extra = _after(cursor)
-        clauses, params = clauses + more, params | extra
-    where = " WHERE " + " AND ".join(clauses) if clauses else ""
-    fetched = run(_page_sql(where), params | {"fetch": limit + 1})
+    fetched = _fetch(run, filters, cursor, limit + 1)
     rows: list[tuple[Any, ...]] = []
     for values in fetched:
         if not rows or (rows[-1][1], rows[-1][0]) != (values[1], values[0]):  # a second copy of the same call

@@ -8,9 +8,9 @@ geometric middle of its bucket: within 2.5% of the exact value, whatever the num
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.analytics.query import Query, Run
 
@@ -26,7 +26,7 @@ def bucket_of(ms: float) -> int:
 
 def bucket_value(bucket: int) -> float:
     """The value a bucket stands for: the geometric middle of its bounds."""
-    return FLOOR_MS * GROWTH ** (bucket + 0.5)
+    return float(FLOOR_MS * GROWTH ** (bucket + 0.5))
 
 
 def percentile(histogram: Mapping[int, int], level: float) -> float | None:
@@ -74,15 +74,16 @@ class LatencyReport:
 def latency(run: Run, query: Query) -> LatencyReport:
     """Latency and time-to-first-token percentiles of the period, overall and per served model."""
     where, params = query.rollup_where()
+    # Latency is granularity-free: whole days read the daily histograms.
+    source = replace(query, granularity="day").daily_or_hourly("llm_calls_latency_daily", "llm_calls_latency_hourly")
     sql = (
-        "SELECT toString(served_model) AS m, sumMap(latency_ms), sumMap(ttft_ms) "
-        f"FROM llm_calls_latency_hourly{where} GROUP BY m ORDER BY m"
+        "SELECT toString(served_model) AS m, toString(metric) AS k, bucket, sum(calls) "
+        f"FROM {source}{where} GROUP BY m, k, bucket"
     )
-    all_latency: Counter[int] = Counter()
-    all_ttft: Counter[int] = Counter()
-    by_model: dict[str, Percentiles] = {}
-    for model, latency_map, ttft_map in run(sql, params):
-        all_latency.update(latency_map)
-        all_ttft.update(ttft_map)
-        by_model[model] = Percentiles.of(latency_map, ttft_map)
-    return LatencyReport(overall=Percentiles.of(all_latency, all_ttft), by_model=by_model)
+    histograms: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+    for model, metric, bucket, calls in run(sql, params):
+        histograms[model, metric][bucket] += calls
+        histograms["", metric][bucket] += calls
+    models = sorted({model for model, _ in histograms} - {""})
+    by_model = {m: Percentiles.of(histograms[m, "latency"], histograms[m, "ttft"]) for m in models}
+    return LatencyReport(overall=Percentiles.of(histograms["", "latency"], histograms["", "ttft"]), by_model=by_model)

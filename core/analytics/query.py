@@ -105,6 +105,13 @@ class Query:
             cursor = next_bucket(cursor, self.granularity)
         return out
 
+    def daily_or_hourly(self, daily: str, hourly: str) -> str:
+        """`daily` seen through an `hour` column when the period is whole days and buckets are not hours, else
+        `hourly`: a daily rollup has about 24 times fewer rows, and the same period and bucket SQL applies."""
+        if self.granularity != "hour" and self.start.hour == 0 and self.end.hour == 0:
+            return f"(SELECT *, toDateTime(day, 'UTC') AS hour FROM {daily})"
+        return hourly
+
     def rollup_where(self) -> tuple[str, dict[str, Any]]:
         """The WHERE clause on a rollup's `hour` (and `tenant_id`) for this query, with its parameters."""
         clauses = ["hour >= toDateTime({start:Int64}, 'UTC')", "hour < toDateTime({end:Int64}, 'UTC')"]

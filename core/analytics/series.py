@@ -1,4 +1,4 @@
-"""Spend, baseline, savings and requests over time, from the hourly rollup."""
+"""Spend, baseline, savings and requests over time, from the daily rollup when whole days will do, else the hourly."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def timeseries(run: Run, query: Query) -> list[SeriesPoint]:
     where, params = query.rollup_where()
     sql = (
         f"SELECT {BUCKET_SQL[query.granularity]} AS bucket, {TOTALS_COLUMNS}, sum(cache_hits), {_KIND_COLUMNS} "
-        f"FROM llm_calls_hourly{where} GROUP BY bucket ORDER BY bucket"
+        f"FROM {query.daily_or_hourly('llm_calls_daily', 'llm_calls_hourly')}{where} GROUP BY bucket ORDER BY bucket"
     )
     found = {from_epoch(row[0]): row[1:] for row in run(sql, params)}
     return [_point(start, found.get(start)) for start in query.buckets()]
