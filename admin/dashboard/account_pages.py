@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
 from admin.dashboard.web import page
+from admin.provider_views import configured_providers, entry
 from admin.state import get_state
 from core import audit
-from core.config import ConfigError, read_config
+from core.credentials import read_overrides
+from core.errors import NetraError
 from core.models import ApiKey
 from core.tenants import list_tenants
 from core.user_store import list_users
@@ -32,17 +31,16 @@ async def tenants(request: Request) -> Response:
 
 
 async def credentials(request: Request) -> Response:
-    """The providers the gateway calls, whether each has its credential (never the credential itself)."""
-    settings = get_state(request).settings
+    """The providers the gateway calls: base URL and key (its last four characters) and where each comes from."""
+    state = get_state(request)
     try:
-        config = await asyncio.to_thread(read_config, settings, dict(os.environ))
-    except ConfigError as exc:
-        return page(request, "credentials.html", title="Provider credentials", providers=[], problem=str(exc))
-    models: dict[str, int] = {}
-    for model in config.models:
-        models[model.provider] = models.get(model.provider, 0) + 1
-    return page(request, "credentials.html", title="Provider credentials", providers=config.providers,
-                models=models, warnings=config.warnings, problem=None)
+        providers = await configured_providers(state.settings)
+    except NetraError as exc:
+        return page(request, "credentials.html", title="Provider credentials", providers=[], problem=exc.message)
+    async with state.sessions() as session:
+        overrides = (await read_overrides(session)).credentials
+    shown = [entry(provider, overrides.get(name)) for name, provider in providers.items()]
+    return page(request, "credentials.html", title="Provider credentials", providers=shown, problem=None)
 
 
 async def users(request: Request) -> Response:

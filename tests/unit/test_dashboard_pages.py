@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +163,17 @@ async def test_signing_out_from_the_page_ends_the_page_session(dash: Dashboard) 
     assert out.status_code == 303 and out.headers["location"] == "/login"
     assert "netra_access" not in http.cookies
     assert (await http.get("/")).status_code == 303
+
+
+async def test_credentials_show_a_key_by_its_last_four_characters_only(
+    settings: Settings, database: Database, tmp_path: Path
+) -> None:
+    config = tmp_path / "netra.yaml"
+    config.write_text('providers:\n  - {name: "up<i>", kind: openai, api_key: "sk-very-secret-9876"}\n'
+                      'models:\n  - {name: gpt-4o-mini, provider: "up<i>"}\n')
+    async with running_dashboard(settings.model_copy(update={"config": config}), database) as running:
+        http = await running.browser("admin")
+        html = (await http.get("/credentials")).text
+    assert "…9876" in html and "sk-very-secret" not in html
+    assert "up&lt;i&gt;" in html and "up<i>" not in html
+    assert "api.openai.com" in html
