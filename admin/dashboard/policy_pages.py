@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import logging
 from itertools import pairwise
+from typing import Any
 
 import yaml
 from redis.asyncio import Redis
@@ -37,8 +38,15 @@ ORDER = {"proposed": 0, "active": 1, "retired": 2}
 CHANGES = {"activate": (activate_policy, "active"), "retire": (retire_policy, "retired")}
 
 
+def _given(value: Any) -> Any:
+    """A document without its unset (null) fields, as one would write it."""
+    if isinstance(value, dict):
+        return {k: _given(v) for k, v in value.items() if v is not None and _given(v) != {}}
+    return value
+
+
 def _yaml(row: PolicyVersion) -> str:
-    return yaml.safe_dump(row.document, sort_keys=True, allow_unicode=True)
+    return yaml.safe_dump(_given(row.document), sort_keys=True, allow_unicode=True)
 
 
 async def policies_list(request: Request) -> Response:

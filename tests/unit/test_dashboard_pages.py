@@ -14,7 +14,7 @@ from core import audit
 from core.settings import Settings
 from core.tenants import create_tenant
 from policies.models import parse_policy
-from policies.store import add_policies, list_policies
+from policies.store import add_policies, edit_policy, list_policies
 from tests.invoice_rows import ledger_row
 from tests.unit.conftest import Database
 from tests.unit.dashboard_harness import HTML, Dashboard, running_dashboard
@@ -177,3 +177,14 @@ async def test_credentials_show_a_key_by_its_last_four_characters_only(
     assert "…9876" in html and "sk-very-secret" not in html
     assert "up&lt;i&gt;" in html and "up<i>" not in html
     assert "api.openai.com" in html
+
+
+async def test_a_policy_page_shows_each_version_and_the_diff_between_them(dash: Dashboard) -> None:
+    policy_id = await propose(dash)
+    edited = parse_policy({"kind": "cache", "name": HOSTILE, "ttl": "15m"})
+    async with dash.admin.sessions() as session:
+        await edit_policy(session, policy_id, edited, "human:ops")
+    html = (await (await dash.browser("viewer")).get(f"/policies/{policy_id}")).text
+    assert "Version 2 (proposed" in html and "Version 1 (superseded" in html
+    assert '<span class="del">-ttl: 3600</span>' in html and '<span class="add">+ttl: 900</span>' in html
+    assert "null" not in html and HOSTILE not in html
