@@ -40,11 +40,9 @@ from bench.procs import (
     pin_children,
     start_fake,
     start_netra,
+    swap_policies,
 )
-from core.db import create_engine, create_sessionmaker
 from core.settings import Settings
-from policies.loader import load_policies
-from policies.store import activate_policy, add_policies, retire_policy
 
 TENANTS = 32
 UPSTREAM_DELAY_MS = 200
@@ -139,22 +137,11 @@ async def burst(netra: NetraProc, keys: list[str], fake_port: int, size: int) ->
 async def set_policies(settings: Settings, count: int, retired: list[str]) -> list[str]:
     """Retire `retired`, then activate `count` cache policies of a higher priority for tenants that send nothing:
     every decision checks them all before the policy that matches (the engine's worst case)."""
-    engine = create_engine(settings)
-    sessions = create_sessionmaker(engine)
     text = "".join(
         f"---\nkind: cache\nname: p{i}\npriority: 10\nmatch: {{tenants: [elsewhere{i}]}}\nttl: 1h\n"
         for i in range(count)
     )
-    try:
-        async with sessions() as session:
-            for pid in retired:
-                await retire_policy(session, pid, "human:bench")
-            added = await add_policies(session, load_policies(text, "bench.yaml"), "human:bench") if count else []
-            for pid in added:
-                await activate_policy(session, pid, "human:bench")
-    finally:
-        await engine.dispose()
-    return added
+    return await swap_policies(settings, retired, text)
 
 
 async def policy_cost(netra: NetraProc, keys: list[str], data: Path, seconds: float, rounds: int) -> dict[str, Any]:

@@ -33,11 +33,8 @@ import orjson
 import uvloop
 
 from bench.loadgen import _Connection, build_request, percentile
-from bench.procs import cores, cpu_seconds, create_keys, free_port, pin, start_fake, start_netra
-from core.db import create_engine, create_sessionmaker
+from bench.procs import cores, cpu_seconds, create_keys, free_port, pin, start_fake, start_netra, swap_policies
 from core.settings import Settings
-from policies.loader import load_policies
-from policies.store import activate_policy, add_policies, retire_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE_PATH = "shared/data/traces/azure_llm_2023/AzureLLMInferenceTrace_code.csv"
@@ -144,17 +141,7 @@ async def one_run(
 
 async def set_policy(settings: Settings, active: list[str], on: bool) -> list[str]:
     """Activate the batch policy (on) or retire the active one (off); returns the active ids."""
-    engine = create_engine(settings)
-    sessions = create_sessionmaker(engine)
-    try:
-        async with sessions() as session:
-            for pid in active:
-                await retire_policy(session, pid, "human:bench")
-            added = await add_policies(session, load_policies(POLICY, "bench.yaml"), "human:bench") if on else []
-            for pid in added:
-                await activate_policy(session, pid, "human:bench")
-    finally:
-        await engine.dispose()
+    added = await swap_policies(settings, active, POLICY if on else "")
     await asyncio.sleep(1.0)  # the gateway's poll (0.2 s here) loads the new snapshot
     return added
 

@@ -17,6 +17,8 @@ from core.db import create_engine, create_sessionmaker
 from core.migrate import upgrade_relational
 from core.settings import Settings
 from core.tenants import create_key, create_tenant
+from policies.loader import load_policies
+from policies.store import activate_policy, add_policies, retire_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 NETRA = [sys.executable, "-m", "cli.main"]
@@ -128,6 +130,22 @@ def create_keys(data_dir: Path, count: int, tier: str = "mid") -> list[str]:
         return keys
 
     return asyncio.run(make())
+
+
+async def swap_policies(settings: Settings, retired: list[str], text: str) -> list[str]:
+    """Retire `retired`, then add and activate the policies of the YAML `text` (none when empty); their ids."""
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session:
+            for pid in retired:
+                await retire_policy(session, pid, "human:bench")
+            added = await add_policies(session, load_policies(text, "bench.yaml"), "human:bench") if text else []
+            for pid in added:
+                await activate_policy(session, pid, "human:bench")
+    finally:
+        await engine.dispose()
+    return added
 
 
 def start_netra(env: dict[str, str], port: int, cpu: int, log: Path, root: Path = ROOT) -> NetraProc:

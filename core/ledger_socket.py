@@ -12,7 +12,6 @@ The wire format is newline-delimited JSON. Values that JSON cannot carry exactly
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import socket
@@ -24,6 +23,8 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+
+from core.file_lock import lock_file
 
 LOCK_NAME = "ledger.lock"
 SOCKET_NAME = "ledger.sock"
@@ -45,13 +46,7 @@ def socket_path(data_dir: Path) -> Path:
 def take_lock(data_dir: Path) -> int | None:
     """The ledger lock's descriptor, taken, or None when another process holds it."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(data_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return lock_file(lock_path(data_dir))
 
 
 def lock_holder(data_dir: Path) -> int | None:

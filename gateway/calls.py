@@ -99,9 +99,7 @@ def _list_price(
     """What these tokens cost at the list price of a model (None: unpriced)."""
     if usage.total_tokens == 0:
         return "0"
-    # Azure deployments carry names of their own: fall back to the public model name for the price.
-    price = prices.price_for(upstream) or prices.price_for(name)
-    cost = compute_cost(usage, price)
+    cost = compute_cost(usage, prices.call_price(upstream, name))
     if cost.usd is None:
         metrics.unpriced.labels(upstream).inc()
         log.warning("no price for model; cost logged as unknown", extra={"model": upstream})

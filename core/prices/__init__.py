@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.prices.cost import UNPRICED, Cost, compute_cost
+from core.prices.cost import UNPRICED, Cost, batch_money, compute_cost
 from core.prices.table import (
     ModelPrice,
     PriceTable,
@@ -19,6 +19,7 @@ __all__ = [
     "ModelPrice",
     "PriceTable",
     "PriceTableError",
+    "batch_money",
     "compute_cost",
     "decimal_string",
     "load_seed",

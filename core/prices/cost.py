@@ -67,6 +67,15 @@ def compute_cost(usage: Usage, price: ModelPrice | None, *, batch: bool = False)
     return Cost(usd=usd.quantize(USD_QUANTUM, rounding=ROUND_HALF_EVEN), priced=True)
 
 
+def batch_money(usage: Usage, price: ModelPrice | None) -> tuple[str | None, str | None, str]:
+    """(cost at batch prices, baseline at synchronous prices, savings) as the ledger stores them; an unpriced
+    model's cost and baseline are NULL (None) and its savings zero."""
+    cost, baseline = compute_cost(usage, price, batch=True).usd, compute_cost(usage, price).usd
+    if cost is None or baseline is None:
+        return None, None, "0"
+    return str(cost), str(baseline), str(baseline - cost)
+
+
 def _rates(price: ModelPrice) -> _Rates:
     """Regular rates; cache reads and writes without their own price are charged as plain input."""
     # `is None`, not `or`: a cache price of exactly zero is a real price, not a missing one.

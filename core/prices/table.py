@@ -67,6 +67,10 @@ class PriceTable:
         name = self.resolve(model)
         return None if name is None else self.models[name]
 
+    def call_price(self, served: str, requested: str) -> ModelPrice | None:
+        """The served model's price, else the requested name's (Azure deployments carry names of their own)."""
+        return self.price_for(served) or self.price_for(requested)
+
     def to_json(self) -> str:
         """The whole table as canonical JSON (sorted keys, exact decimal strings), as shipped and as stored."""
         return json.dumps(_document(self), sort_keys=True, indent=2, ensure_ascii=False) + "\n"

@@ -11,10 +11,10 @@ from core.batch_files import BATCH, FILE, BatchObject, owned, record
 from core.errors import InvalidParameter, NetraError
 from gateway.batch_api.common import (
     Caller,
-    NoSuchObject,
     caller,
     json_response,
     list_page,
+    own,
     page_query,
     path_id,
     quoted,
@@ -44,10 +44,7 @@ async def _input_file(who: Caller, body: dict[str, Any]) -> BatchObject:
         raise InvalidParameter(
             f"endpoint must be one of {', '.join(sorted(BATCH_URLS))}.", code="invalid_value", param="endpoint"
         )
-    async with who.state.sessions() as session:
-        source = await owned(session, who.principal.tenant_id, FILE, file_id)
-    if source is None:
-        raise NoSuchObject("File", file_id, param="input_file_id")
+    source = await own(who, FILE, file_id, param="input_file_id")
     other = {line[0] for line in (source.lines or {}).values()} - {endpoint.removeprefix("/v1/")}
     if other:
         raise InvalidParameter(
@@ -69,15 +66,6 @@ async def create_batch(request: Request) -> Response:
         await record(session, who.owner(upstream.name), BATCH, reply.object(), endpoint)
         await session.commit()
     return json_response(reply.body)
-
-
-async def own_batch(who: Caller, batch_id: str) -> BatchObject:
-    """The caller's batch with this id, or OpenAI's 404."""
-    async with who.state.sessions() as session:
-        row = await owned(session, who.principal.tenant_id, BATCH, batch_id)
-    if row is None:
-        raise NoSuchObject("Batch", batch_id)
-    return row
 
 
 async def _file_object(upstream: BatchUpstream, file_id: str) -> dict[str, Any]:
@@ -106,24 +94,24 @@ async def _refresh(who: Caller, row: BatchObject, upstream: BatchUpstream, batch
         await session.commit()
 
 
-async def retrieve_batch(request: Request) -> Response:
-    """GET /v1/batches/{id}: the provider's current object; its result files become the caller's."""
+async def _at_provider(request: Request, method: str, action: str = "") -> Response:
+    """Send the caller's batch (or an action on it) to its provider and store what comes back."""
     who = await caller(request)
-    row = await own_batch(who, path_id(request, "batch_id"))
+    row = await own(who, BATCH, path_id(request, "batch_id"))
     upstream = holding(who.state, row.provider)
-    reply = await upstream.send("GET", f"batches/{quoted(row.object_id)}")
+    reply = await upstream.send(method, f"batches/{quoted(row.object_id)}{action}")
     await _refresh(who, row, upstream, reply.object())
     return json_response(reply.body)
+
+
+async def retrieve_batch(request: Request) -> Response:
+    """GET /v1/batches/{id}: the provider's current object; its result files become the caller's."""
+    return await _at_provider(request, "GET")
 
 
 async def cancel_batch(request: Request) -> Response:
     """POST /v1/batches/{id}/cancel."""
-    who = await caller(request)
-    row = await own_batch(who, path_id(request, "batch_id"))
-    upstream = holding(who.state, row.provider)
-    reply = await upstream.send("POST", f"batches/{quoted(row.object_id)}/cancel")
-    await _refresh(who, row, upstream, reply.object())
-    return json_response(reply.body)
+    return await _at_provider(request, "POST", "/cancel")
 
 
 async def list_batches(request: Request) -> Response:

@@ -11,12 +11,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.batch_files import Owner, PageQuery, page
+from core.batch_files import BATCH, FILE, BatchObject, Owner, PageQuery, owned, page
 from core.errors import InvalidParameter, NetraError
 from gateway.auth import Principal
 from gateway.batch_api.upstream import named
 from gateway.handlers import authorize
 from gateway.state import GatewayState, get_ctx, get_state
+
+# How OpenAI names each kind of object in its 404 message.
+_OBJECT_NAMES = {FILE: "File", BATCH: "Batch"}
 
 
 class NoSuchObject(NetraError):
@@ -52,6 +55,15 @@ async def caller(request: Request) -> Caller:
     """Authenticate and count the request against the tenant's limit, as the proxy endpoints do."""
     state = get_state(request)
     return Caller(state, await authorize(state, request, get_ctx(request)))
+
+
+async def own(who: Caller, kind: str, object_id: str, param: str = "id") -> BatchObject:
+    """The caller's object of this kind with this id, or OpenAI's 404 (naming `param`)."""
+    async with who.state.sessions() as session:
+        row = await owned(session, who.principal.tenant_id, kind, object_id)
+    if row is None:
+        raise NoSuchObject(_OBJECT_NAMES[kind], object_id, param=param)
+    return row
 
 
 def json_response(body: bytes | dict[str, Any], status: int = 200) -> Response:

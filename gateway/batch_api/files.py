@@ -7,13 +7,13 @@ import asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.batch_files import FILE, BatchObject, mark_deleted, owned, record
+from core.batch_files import FILE, mark_deleted, record
 from gateway.batch_api.common import (
     Caller,
-    NoSuchObject,
     caller,
     json_response,
     list_page,
+    own,
     page_query,
     path_id,
     quoted,
@@ -69,19 +69,10 @@ async def list_files(request: Request) -> Response:
     return await list_page(who, page_query(request, who, FILE, MAX_FILES_PAGE))
 
 
-async def own_file(who: Caller, file_id: str) -> BatchObject:
-    """The caller's file with this id, or OpenAI's 404."""
-    async with who.state.sessions() as session:
-        row = await owned(session, who.principal.tenant_id, FILE, file_id)
-    if row is None:
-        raise NoSuchObject("File", file_id)
-    return row
-
-
 async def retrieve_file(request: Request) -> Response:
     """GET /v1/files/{id}: the provider's current object, which is stored as last seen."""
     who = await caller(request)
-    row = await own_file(who, path_id(request, "file_id"))
+    row = await own(who, FILE, path_id(request, "file_id"))
     reply = await holding(who.state, row.provider).send("GET", f"files/{quoted(row.object_id)}")
     async with who.state.sessions() as session:
         await record(session, who.owner(row.provider), FILE, reply.object(), row.purpose)
@@ -92,7 +83,7 @@ async def retrieve_file(request: Request) -> Response:
 async def delete_file(request: Request) -> Response:
     """DELETE /v1/files/{id}: deleted at the provider, then gone from the tenant's lists."""
     who = await caller(request)
-    row = await own_file(who, path_id(request, "file_id"))
+    row = await own(who, FILE, path_id(request, "file_id"))
     reply = await holding(who.state, row.provider).send("DELETE", f"files/{quoted(row.object_id)}")
     async with who.state.sessions() as session:
         await mark_deleted(session, row.seq)
@@ -103,7 +94,7 @@ async def delete_file(request: Request) -> Response:
 async def file_content(request: Request) -> Response:
     """GET /v1/files/{id}/content: the bytes; a batch's output is written to the ledger the first time."""
     who = await caller(request)
-    row = await own_file(who, path_id(request, "file_id"))
+    row = await own(who, FILE, path_id(request, "file_id"))
     upstream = holding(who.state, row.provider)
     reply = await upstream.send("GET", f"files/{quoted(row.object_id)}/content")
     if row.batch_id is not None and not row.ledgered:

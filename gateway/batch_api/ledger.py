@@ -18,7 +18,7 @@ import orjson
 
 from core.callrow import LedgerRow
 from core.metrics import GatewayMetrics
-from core.prices import PriceTable, compute_cost
+from core.prices import PriceTable, batch_money
 from core.usage import Usage
 from gateway.providers.openai_stream import usage_from_openai
 
@@ -91,12 +91,8 @@ def _money(ok: bool, usage: Usage | None, price_model: tuple[str, str], prices: 
     if usage is None or usage.total_tokens == 0:
         # Nothing to bill: a failed line costs nothing; a served one without usage costs what nobody can say.
         return ("0", "0", "0", "") if not ok else (None, None, "0", "")
-    served, requested = price_model
-    price = prices.price_for(served) or prices.price_for(requested)
-    cost, baseline = compute_cost(usage, price, batch=True).usd, compute_cost(usage, price).usd
-    if cost is None or baseline is None:
-        return None, None, "0", ""
-    return str(cost), str(baseline), str(baseline - cost), SAVINGS_KIND
+    cost, baseline, savings = batch_money(usage, prices.call_price(*price_model))
+    return cost, baseline, savings, "" if cost is None else SAVINGS_KIND
 
 
 def line_row(line: dict[str, Any], run: BatchRun, prices: PriceTable, metrics: GatewayMetrics) -> LedgerRow:

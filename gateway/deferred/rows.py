@@ -11,7 +11,7 @@ from typing import Any
 
 from core.callrow import LedgerRow
 from core.deferred_models import COMPLETED, DeferredRequest
-from core.prices import PriceTable, compute_cost
+from core.prices import PriceTable, batch_money
 from core.usage import Usage
 from gateway.deferred.outcome import ledger_status
 
@@ -33,12 +33,7 @@ def money(request: DeferredRequest, usage: Usage, prices: PriceTable) -> tuple[s
     """(cost at batch prices, baseline at synchronous prices, savings); NULLs when the model has no price."""
     if usage.total_tokens == 0:
         return "0", "0", "0"
-    # As the synchronous path: the served model's price, else the requested name's (Azure deployments).
-    price = prices.price_for(request.upstream_model) or prices.price_for(request.requested_model)
-    cost, baseline = compute_cost(usage, price, batch=True).usd, compute_cost(usage, price).usd
-    if cost is None or baseline is None:
-        return None, None, "0"
-    return str(cost), str(baseline), str(baseline - cost)
+    return batch_money(usage, prices.call_price(request.upstream_model, request.requested_model))
 
 
 def deferred_row(request: DeferredRequest, prices: PriceTable) -> dict[str, Any]:

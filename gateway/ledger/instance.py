@@ -8,11 +8,11 @@ staging name and renamed into place with the lock already held, so no scanner ev
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 from pathlib import Path
 
+from core.file_lock import lock_file
 from gateway.ledger.spill import fsync_dir, segment_numbers, segment_path
 
 LOCK_NAME = "lock"
@@ -41,15 +41,9 @@ def create_instance(spill_dir: Path, instance: str) -> tuple[Path, int]:
 def try_lock(directory: Path) -> int | None:
     """The directory's lock, taken, when no live writer holds it; None when one does or the dir is gone."""
     try:
-        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return lock_file(directory / LOCK_NAME)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def _age_key(directory: Path) -> tuple[float, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +54,4 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, fake_url: str) -> Itera
     yield deployed
     for made in deployed.clients:
         made.close()
-    if netra.proc is not None:
-        try:
-            netra.stop()
-        except subprocess.TimeoutExpired:
-            netra.proc.kill()
+    netra.shutdown()

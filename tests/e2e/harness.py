@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,28 @@ class Netra:
         code = self.proc.wait(timeout=timeout)
         self.proc = None
         return code
+
+    def shutdown(self) -> None:
+        """Stop the server if it still runs: SIGTERM first (killing the supervisor of `--workers` outright would
+        leave its workers running), SIGKILL when it does not exit in time."""
+        if self.proc is None:
+            return
+        try:
+            self.stop()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def keyed_netra(tmp: Path, fake_url: str) -> Iterator[Netra]:
+    """A Netra instance, not started, with an enterprise tenant `acme` whose key is TEST_KEY in its env; shut
+    down when resumed (a fixture's teardown)."""
+    instance = make_netra(tmp, fake_url)
+    instance.cli("tenants", "create", "acme", "--tier", "enterprise")
+    instance.env["TEST_KEY"] = instance.cli("keys", "create", "--tenant", "acme").stdout.strip()
+    yield instance
+    instance.shutdown()
 
 
 def make_netra(tmp: Path, fake_url: str, **env: str) -> Netra:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -121,11 +120,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory, fake_url: str, pg_url: str, r
         for client in made.clients:
             client.close()
         for netra in (first, second):
-            if netra.proc is not None:
-                try:
-                    netra.stop()
-                except subprocess.TimeoutExpired:
-                    netra.proc.kill()
+            netra.shutdown()
 
 
 def ask(client: openai.OpenAI, marker: str, temperature: float = 0, **fields: Any) -> tuple[str, str]:

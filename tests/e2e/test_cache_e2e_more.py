@@ -11,7 +11,6 @@ counted at the fake by a marker unique to each request.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import threading
 import time
 import uuid
@@ -148,11 +147,7 @@ def gateways(
             for client in made.clients:
                 client.close()
             for netra in (direct, doored):
-                if netra.proc is not None:
-                    try:
-                        netra.stop()
-                    except subprocess.TimeoutExpired:
-                        netra.proc.kill()
+                netra.shutdown()
 
 
 @dataclass(frozen=True)

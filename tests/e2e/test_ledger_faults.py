@@ -16,7 +16,7 @@ import pytest
 
 from core.prices import compute_cost, load_seed
 from core.usage import Usage
-from tests.e2e.harness import Netra, make_netra
+from tests.e2e.harness import Netra, keyed_netra
 
 pytestmark = pytest.mark.slow
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "count me"}]}
@@ -25,13 +25,8 @@ PRICE = load_seed().price_for("gpt-4o-mini")
 
 @pytest.fixture
 def netra(tmp_path: Path, fake_url: str) -> Iterator[Netra]:
-    instance = make_netra(tmp_path, fake_url)
-    instance.cli("tenants", "create", "acme", "--tier", "enterprise")
-    instance.env["TEST_KEY"] = instance.cli("keys", "create", "--tenant", "acme").stdout.strip()
-    yield instance
-    if instance.proc is not None:
-        instance.proc.kill()
-        instance.proc.wait()
+    """Netra with one enterprise tenant and its key (TEST_KEY), not started."""
+    yield from keyed_netra(tmp_path, fake_url)
 
 
 class Clients:

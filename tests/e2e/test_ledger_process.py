@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from core.ledger_socket import lock_holder
 from gateway.ledger.spill import FINISH, records
-from tests.e2e.harness import Netra, make_netra
+from tests.e2e.harness import Netra, keyed_netra
 from tests.e2e.test_ledger_faults import CHAT, Clients, assert_no_duplicates, ledger_rows
 
 pytestmark = pytest.mark.slow
@@ -25,18 +24,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def netra(tmp_path: Path, fake_url: str) -> Iterator[Netra]:
-    instance = make_netra(tmp_path, fake_url)
-    instance.cli("tenants", "create", "acme", "--tier", "enterprise")
-    instance.env["TEST_KEY"] = instance.cli("keys", "create", "--tenant", "acme").stdout.strip()
-    yield instance
-    if instance.proc is not None:
-        # SIGTERM first: killing the supervisor of `--workers` outright would leave its workers running.
-        instance.proc.terminate()
-        try:
-            instance.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            instance.proc.kill()
-            instance.proc.wait()
+    """Netra with one enterprise tenant and its key (TEST_KEY), not started."""
+    yield from keyed_netra(tmp_path, fake_url)
 
 
 def call(netra: Netra, rid: str, model: str = "gpt-4o-mini") -> int:

@@ -11,7 +11,6 @@ from typing import Any
 import openai
 import orjson
 
-from core.clickhouse import ClickHouseStore, open_client
 from core.settings import Settings
 from tests.fake_upstream import FakeUpstream
 from tests.integration.harness import make_tenants, serve
@@ -105,16 +104,3 @@ async def run_batch(client: openai.AsyncOpenAI, fake: FakeUpstream, content: byt
     )
     fake.complete_batches()
     return await client.batches.retrieve(batch.id)
-
-
-def ledger_rows(settings: Settings) -> list[dict[str, Any]]:
-    """Every row of llm_calls, as stored (not FINAL: a duplicate would show)."""
-    store = ClickHouseStore(open_client(settings.resolved_clickhouse_url, settings.clickhouse_database), embedded=True)
-    try:
-        names = [n for n, in store.query(
-            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'llm_calls' "
-            "ORDER BY position")]
-        rows = store.query(f"SELECT {', '.join(names)} FROM llm_calls")
-    finally:
-        store.close()
-    return [dict(zip(names, row, strict=True)) for row in rows]

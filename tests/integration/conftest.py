@@ -22,6 +22,8 @@ from core.db import create_engine, create_sessionmaker
 from core.migrate import upgrade_relational
 from core.settings import Settings
 from tests.fake_upstream import FakeUpstream
+from tests.integration.batch_gateway import BatchNetra, batch_settings
+from tests.integration.batch_gateway import running as running_batch
 from tests.integration.harness import Gateway, gateway_settings, running_gateway
 from tests.integration.redis_door import RedisDoor
 
@@ -93,6 +95,19 @@ async def redis_client(redis_token: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def gateway(settings: Settings, tmp_path: Path, fake_upstream: FakeUpstream) -> AsyncIterator[Gateway]:
     async with running_gateway(gateway_settings(settings, tmp_path, fake_upstream), fake_upstream) as running:
+        yield running
+
+
+@pytest.fixture
+def bsettings(settings: Settings, pg_url: str, tmp_path: Path, fake_upstream: FakeUpstream) -> Settings:
+    """Settings of the Batch API tests' gateway: PostgreSQL, and OpenAI, Azure and Anthropic on the fake."""
+    return batch_settings(settings, pg_url, tmp_path, fake_upstream)
+
+
+@pytest.fixture
+async def batch_netra(bsettings: Settings, fake_upstream: FakeUpstream) -> AsyncIterator[BatchNetra]:
+    """The Batch API tests' gateway, running, with a key per tenant."""
+    async with running_batch(bsettings, fake_upstream) as running:
         yield running
 
 

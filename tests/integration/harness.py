@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.clickhouse import ClickHouseStore, open_client
 from core.db import create_engine, create_sessionmaker
 from core.migrate import upgrade_relational_async
 from core.settings import Settings
@@ -83,6 +84,19 @@ def gateway_settings(settings: Settings, tmp_path: Path, fake: FakeUpstream, **o
         "config": config, "max_body_bytes": MAX_BODY, "upstream_first_byte_timeout": FIRST_BYTE_TIMEOUT,
         "graceful_shutdown_timeout": 5.0, **overrides,
     })
+
+
+def stored_rows(settings: Settings) -> list[dict[str, Any]]:
+    """Every row of llm_calls, every column, as stored (not FINAL: a duplicate would show)."""
+    store = ClickHouseStore(open_client(settings.resolved_clickhouse_url, settings.clickhouse_database), embedded=True)
+    try:
+        names = [n for n, in store.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'llm_calls' "
+            "ORDER BY position")]
+        rows = store.query(f"SELECT {', '.join(names)} FROM llm_calls")
+    finally:
+        store.close()
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 async def make_tenants(settings: Settings) -> tuple[dict[str, str], dict[str, str]]:

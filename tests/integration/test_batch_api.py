@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import openai
 import orjson
 import pytest
@@ -16,26 +13,14 @@ from gateway.batch_api.ledger import request_id_of
 from tests.fake_upstream import FakeUpstream
 from tests.integration.batch_gateway import (
     BatchNetra,
-    batch_settings,
-    ledger_rows,
     questions,
     run_batch,
     running,
     upload,
 )
+from tests.integration.harness import stored_rows
 
 PRICES = load_seed()
-
-
-@pytest.fixture
-def bsettings(settings: Settings, pg_url: str, tmp_path: Path, fake_upstream: FakeUpstream) -> Settings:
-    return batch_settings(settings, pg_url, tmp_path, fake_upstream)
-
-
-@pytest.fixture
-async def netra(bsettings: Settings, fake_upstream: FakeUpstream) -> AsyncIterator[BatchNetra]:
-    async with running(bsettings, fake_upstream) as gateway:
-        yield gateway
 
 
 def answers(content: bytes) -> dict[str, str]:
@@ -58,7 +43,7 @@ async def test_a_completed_batch_is_ledgered_once_per_line_at_batch_prices(
         assert answers(output) == {f"q-{i}": f"answer q {i}" for i in range(3)}
         again = (await client.files.content(batch.output_file_id)).content  # read twice: no second set of rows
         assert again == output
-    rows = ledger_rows(bsettings)
+    rows = stored_rows(bsettings)
     assert sorted(row["request_id"] for row in rows) == sorted(request_id_of(batch.id, f"q-{i}") for i in range(3))
     price = PRICES.price_for("gpt-4o-mini-2024-07-18")
     for line in (orjson.loads(raw) for raw in output.splitlines()):
@@ -74,8 +59,10 @@ async def test_a_completed_batch_is_ledgered_once_per_line_at_batch_prices(
         assert (row["prompt_tokens"], row["completion_tokens"]) == (tokens.prompt_tokens, tokens.completion_tokens)
 
 
-async def test_another_tenant_gets_404_and_sees_none_of_it(netra: BatchNetra, fake_upstream: FakeUpstream) -> None:
-    acme, tiny = netra.sdk("acme"), netra.sdk("tiny")
+async def test_another_tenant_gets_404_and_sees_none_of_it(
+    batch_netra: BatchNetra, fake_upstream: FakeUpstream
+) -> None:
+    acme, tiny = batch_netra.sdk("acme"), batch_netra.sdk("tiny")
     batch = await run_batch(acme, fake_upstream, questions(2))
     assert batch.output_file_id
     for attempt, what in (
@@ -101,8 +88,8 @@ async def test_another_tenant_gets_404_and_sees_none_of_it(netra: BatchNetra, fa
     assert [b.id async for b in acme.batches.list()] == [batch.id]
 
 
-async def test_lists_page_newest_first_with_cursors(netra: BatchNetra) -> None:
-    client = netra.sdk()
+async def test_lists_page_newest_first_with_cursors(batch_netra: BatchNetra) -> None:
+    client = batch_netra.sdk()
     ids = [await upload(client, questions(1, prefix=f"f{i}")) for i in range(5)]
     first = await client.files.list(limit=2)
     assert [f.id for f in first.data] == ids[:2:-1] and first.has_more
@@ -120,8 +107,10 @@ async def test_lists_page_newest_first_with_cursors(netra: BatchNetra) -> None:
         await client.batches.list(limit=101)
 
 
-async def test_cancel_and_delete_pass_through_for_the_owner(netra: BatchNetra, fake_upstream: FakeUpstream) -> None:
-    client = netra.sdk()
+async def test_cancel_and_delete_pass_through_for_the_owner(
+    batch_netra: BatchNetra, fake_upstream: FakeUpstream
+) -> None:
+    client = batch_netra.sdk()
     fake_upstream.hold_batches()
     file_id = await upload(client, questions(2))
     batch = await client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
@@ -148,5 +137,5 @@ async def test_no_ledger_rows_for_the_files_and_batches_requests_themselves(
         )
         await client.batches.retrieve(batch.id)
         await client.files.retrieve(file_id)
-    assert ledger_rows(bsettings) == []
+    assert stored_rows(bsettings) == []
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import openai
@@ -17,26 +15,14 @@ from tests.fake_upstream import FakeUpstream
 from tests.integration.batch_gateway import (
     MAX_FILE_BYTES,
     BatchNetra,
-    batch_settings,
     chat_line,
     jsonl,
-    ledger_rows,
     questions,
     run_batch,
     running,
     upload,
 )
-
-
-@pytest.fixture
-def bsettings(settings: Settings, pg_url: str, tmp_path: Path, fake_upstream: FakeUpstream) -> Settings:
-    return batch_settings(settings, pg_url, tmp_path, fake_upstream)
-
-
-@pytest.fixture
-async def netra(bsettings: Settings, fake_upstream: FakeUpstream) -> AsyncIterator[BatchNetra]:
-    async with running(bsettings, fake_upstream) as gateway:
-        yield gateway
+from tests.integration.harness import stored_rows
 
 
 def error_of(exc: openai.APIStatusError) -> dict[str, str]:
@@ -45,9 +31,9 @@ def error_of(exc: openai.APIStatusError) -> dict[str, str]:
 
 
 async def test_a_line_naming_a_model_the_key_may_not_use_is_refused_at_upload(
-    netra: BatchNetra, fake_upstream: FakeUpstream
+    batch_netra: BatchNetra, fake_upstream: FakeUpstream
 ) -> None:
-    client = netra.sdk("limited")  # this key may use gpt-4o-mini only
+    client = batch_netra.sdk("limited")  # this key may use gpt-4o-mini only
     content = jsonl([chat_line("a", "gpt-4o-mini", "x"), chat_line("b", "gpt-4o", "y")])
     with pytest.raises(openai.BadRequestError) as caught:
         await upload(client, content)
@@ -55,14 +41,14 @@ async def test_a_line_naming_a_model_the_key_may_not_use_is_refused_at_upload(
     assert error["message"].startswith("Line 2 of the batch input file: the model `gpt-4o` does not exist")
     assert error["param"] == "file"
     with pytest.raises(openai.BadRequestError) as caught:
-        await upload(netra.sdk(), jsonl([chat_line("a", "claude", "x")]))  # served, but not by this provider
+        await upload(batch_netra.sdk(), jsonl([chat_line("a", "claude", "x")]))  # served, but not by this provider
     assert "not served by provider `fake`" in error_of(caught.value)["message"]
     assert fake_upstream.files == {}  # nothing reached the provider
     assert [f async for f in client.files.list()] == []
 
 
-async def test_azure_gets_its_own_paths_names_and_key(netra: BatchNetra, fake_upstream: FakeUpstream) -> None:
-    client = netra.sdk(**{"x-netra-provider": "fakeazure"})
+async def test_azure_gets_its_own_paths_names_and_key(batch_netra: BatchNetra, fake_upstream: FakeUpstream) -> None:
+    client = batch_netra.sdk(**{"x-netra-provider": "fakeazure"})
     file_id = await upload(client, jsonl([chat_line("a", "azure-4o", "hello azure")]))
     sent = orjson.loads(fake_upstream.files[file_id].content)
     assert (sent["url"], sent["body"]["model"]) == ("/chat/completions", "gpt-4o-deployment")
@@ -77,14 +63,14 @@ async def test_azure_gets_its_own_paths_names_and_key(netra: BatchNetra, fake_up
     assert output["response"]["body"]["choices"][0]["message"]["content"] == "hello azure"
     # Objects are found at the provider that holds them, whichever provider the caller names later; a list
     # narrowed to a provider shows only what that provider holds.
-    assert (await netra.sdk().files.retrieve(file_id)).id == file_id
+    assert (await batch_netra.sdk().files.retrieve(file_id)).id == file_id
     assert {f.id async for f in client.files.list()} == {file_id, done.output_file_id}
-    assert [f.id async for f in netra.sdk(**{"x-netra-provider": "fake"}).files.list()] == []
+    assert [f.id async for f in batch_netra.sdk(**{"x-netra-provider": "fake"}).files.list()] == []
 
 
-async def test_the_provider_header_must_name_an_openai_or_azure_provider(netra: BatchNetra) -> None:
+async def test_the_provider_header_must_name_an_openai_or_azure_provider(batch_netra: BatchNetra) -> None:
     for name, says in (("fakeant", "is not of kind openai or azure"), ("nope", "is not configured")):
-        client = netra.sdk(**{"x-netra-provider": name})
+        client = batch_netra.sdk(**{"x-netra-provider": name})
         for attempt in (client.files.list(), upload(client, questions(1))):
             with pytest.raises(openai.BadRequestError) as caught:
                 await attempt
@@ -92,8 +78,8 @@ async def test_the_provider_header_must_name_an_openai_or_azure_provider(netra: 
             assert says in error["message"] and error["param"] == "x-netra-provider"
 
 
-async def test_uploads_over_the_limit_and_malformed_forms_are_refused(netra: BatchNetra) -> None:
-    client = netra.sdk()
+async def test_uploads_over_the_limit_and_malformed_forms_are_refused(batch_netra: BatchNetra) -> None:
+    client = batch_netra.sdk()
     with pytest.raises(openai.APIStatusError) as caught:
         await upload(client, questions(1) * (MAX_FILE_BYTES // 100))
     assert caught.value.status_code == 413
@@ -116,7 +102,7 @@ async def test_failed_lines_are_ledgered_from_the_error_file_at_no_cost(
         assert done.output_file_id and done.error_file_id
         await client.files.content(done.output_file_id)
         failed = orjson.loads((await client.files.content(done.error_file_id)).content)
-    rows = {row["request_id"]: row for row in ledger_rows(bsettings)}
+    rows = {row["request_id"]: row for row in stored_rows(bsettings)}
     good, bad = rows.pop(request_id_of(batch.id, "good")), rows.pop(request_id_of(batch.id, "bad"))
     assert rows == {}
     assert (good["status"], good["savings_kind"]) == ("ok", "batch") and good["cost_usd"] > 0
@@ -142,7 +128,7 @@ async def test_results_that_cannot_be_recorded_are_refused_then_recorded_on_a_la
         async with httpx.AsyncClient(base_url=netra.url) as http:
             assert await wait_for_ready(http)
         assert (await client.files.content(batch.output_file_id)).content
-    assert sorted(row["request_id"] for row in ledger_rows(bsettings)) == sorted(
+    assert sorted(row["request_id"] for row in stored_rows(bsettings)) == sorted(
         request_id_of(batch.id, f"q-{i}") for i in range(2)
     )
 

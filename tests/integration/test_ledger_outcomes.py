@@ -13,14 +13,13 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from core.clickhouse import ClickHouseStore, open_client
 from core.prices import compute_cost, load_seed
 from core.settings import Settings
 from core.usage import Usage, estimate_tokens
 from gateway.ledger import RowSink
 from tests.fake_upstream import WIRES, FakeUpstream
 from tests.fake_upstream_behaviour import DEFAULT_REPLY, tokens_for
-from tests.integration.harness import MESSAGES, gateway_settings, make_tenants, serve
+from tests.integration.harness import MESSAGES, gateway_settings, make_tenants, serve, stored_rows
 from tests.unit.helpers import assert_envelope
 
 PRICES = load_seed()
@@ -28,17 +27,10 @@ PRICES = load_seed()
 
 def read_rows(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every row of llm_calls keyed by request id, after checking that none is there twice."""
-    store = ClickHouseStore(open_client(settings.resolved_clickhouse_url, settings.clickhouse_database), embedded=True)
-    try:
-        (total, distinct), = store.query("SELECT count(), uniqExact(request_id) FROM llm_calls")
-        assert total == distinct, f"{total - distinct} duplicated rows"
-        names = [n for n, in store.query(
-            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'llm_calls' "
-            "ORDER BY position")]
-        rows = store.query(f"SELECT {', '.join(names)} FROM llm_calls")
-    finally:
-        store.close()
-    return {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+    rows = stored_rows(settings)
+    keyed = {row["request_id"]: row for row in rows}
+    assert len(keyed) == len(rows), f"{len(rows) - len(keyed)} duplicated rows"
+    return keyed
 
 
 def cost_of(model: str, usage: dict[str, Any]) -> Decimal:

@@ -1,4 +1,5 @@
-"""Fixtures of the unit tests: a migrated SQLite database and the upstream HTTP session."""
+"""Fixtures of the unit tests: a migrated SQLite database, the upstream HTTP session, the fake provider and an
+OpenAI client of it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
+import openai
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -13,6 +15,7 @@ from core.db import create_engine, create_sessionmaker
 from core.migrate import upgrade_relational_async
 from core.settings import Settings
 from gateway.providers.http import create_session
+from tests.fake_upstream import FakeUpstream
 
 
 @dataclass
@@ -38,3 +41,17 @@ async def http_session(settings: Settings) -> AsyncIterator[aiohttp.ClientSessio
     session = create_session(settings)
     yield session
     await session.close()
+
+
+@pytest.fixture
+def fake(fake_upstream: FakeUpstream) -> FakeUpstream:
+    """The fake provider (tests/conftest.py's `fake_upstream`: compact JSON unless a test parametrises
+    `fake_wire`), under the short name its own tests use."""
+    return fake_upstream
+
+
+@pytest.fixture
+async def client(fake: FakeUpstream) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official OpenAI SDK pointed at the fake, without retries."""
+    async with openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key=fake.api_key, max_retries=0) as sdk:
+        yield sdk

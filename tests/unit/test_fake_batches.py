@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,18 +13,6 @@ from tests.fake_upstream import WIRES, FakeUpstream
 
 REPLY = "Hello from the fake upstream."
 ANTHROPIC_HEADERS = {"x-api-key": "sk-ant-fake-key", "anthropic-version": "2023-06-01"}
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(fake: FakeUpstream) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key=fake.api_key, max_retries=0) as sdk:
-        yield sdk
 
 
 def chat_line(custom_id: str, model: str = "gpt-4o-mini", text: str = "Hi") -> dict[str, Any]:

@@ -20,18 +20,6 @@ ANTHROPIC_BODY = {"model": "claude-sonnet-4", "max_tokens": 16, "messages": MESS
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-async def client(fake: FakeUpstream) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key=fake.api_key, max_retries=0) as sdk:
-        yield sdk
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session

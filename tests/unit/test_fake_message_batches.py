@@ -17,12 +17,6 @@ BATCHES = "/v1/messages/batches"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream() as server:
-        yield server
-
-
-@pytest.fixture
 async def http(fake: FakeUpstream) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=fake.url, headers=HEADERS) as session:
         yield session

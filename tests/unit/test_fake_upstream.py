@@ -29,18 +29,6 @@ EVERY_WIRE = pytest.mark.parametrize("fake_wire", WIRES)
 
 
 @pytest.fixture
-async def fake(fake_wire: str) -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream(wire=fake_wire) as server:
-        yield server
-
-
-@pytest.fixture
-async def client(fake: FakeUpstream) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=fake.url + "/v1", api_key=fake.api_key, max_retries=0) as sdk:
-        yield sdk
-
-
-@pytest.fixture
 async def http(fake: FakeUpstream) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=fake.url) as raw:
         yield raw
