@@ -144,5 +144,4 @@ def start_site(tmp: Path, fake_url: str) -> Site:
 
 def stop_site(site: Site) -> None:
     """Stop `netra run` (it stops the admin app and the ledger process)."""
-    if site.netra.proc is not None:
-        site.netra.stop()
+    site.netra.shutdown()
