@@ -8,7 +8,7 @@ SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 TEST_STAMP := $(VENV)/.installed-test-$(SUM)
 
-.PHONY: run test check bench install install-test clean
+.PHONY: run test check bench install install-test browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,17 @@ run: install
 check: install-test
 	$(BIN)/python -m tools.check
 
-test: install-test check
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used): installed once, with
+# apt-get update only when the package lists do not know it yet.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+
+browser:
+	@[ -x $(CHROMIUM) ] || $(APT) install -y --no-install-recommends chromium \
+		|| { $(APT) update && $(APT) install -y --no-install-recommends chromium; }
+
+test: install-test check browser
 	$(BIN)/python -m pytest -q
 
 bench: install-test

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
+from admin.dashboard.web import open_pages
 from admin.errors import http_error, netra_error, server_error
 from admin.ledger import LedgerAccess, OpenPerUse
 from admin.oidc_provider import oidc_provider
@@ -68,10 +69,12 @@ def lifespan_for(settings: Settings, clock: Clock, ledger: LedgerAccess | None =
             cost = HashCost.of(settings)
             decoy = await asyncio.to_thread(hash_password, secrets.token_urlsafe(16), cost)
             oidc = await stack.enter_async_context(oidc_provider(settings, clock))
+            access = ledger or OpenPerUse(settings)
+            pages = open_pages(access)
             state = AdminState(settings=settings, engine=engine, sessions=create_sessionmaker(engine),
                                signing_key=key, clock=clock, throttle=throttle_of(settings), hash_cost=cost,
-                               unknown_user_hash=decoy, oidc=oidc, ledger=ledger or OpenPerUse(settings),
-                               redis=open_redis(settings, stack))
+                               unknown_user_hash=decoy, oidc=oidc, ledger=access,
+                               redis=open_redis(settings, stack), pages=pages)
             yield {"admin": state}
 
     return lifespan
@@ -83,7 +86,8 @@ def create_app(
 ) -> Starlette:
     """The admin app (settings read from the environment when not given); run `netra migrate` before serving.
 
-    `ledger`: where invoices read the ledger (default: the configured ClickHouse, opened for each use).
+    `ledger`: where invoices, analytics and the pages read the ledger (default: the configured ClickHouse, opened
+    for each use).
     """
     settings = settings or Settings()
     app = AdminApp(

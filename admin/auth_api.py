@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from admin.body import read_object, string_field
 from admin.cookies import REFRESH_COOKIE, clear_session_cookies, set_session_cookies
 from admin.errors import login_locked, render, unauthenticated
 from admin.principal import client_address, principal_of
+from admin.session import FORM_TYPE, set_access_cookie
 from admin.state import AdminState, get_state
 from admin.tokens import issue_access
 from core import refresh_tokens
@@ -28,6 +29,7 @@ def _signed_in(request: Request, state: AdminState, user: User, refresh: str) ->
     response = JSONResponse({"access_token": access, "token_type": "bearer",
                              "expires_in": state.settings.admin_access_token_ttl})
     set_session_cookies(request, response, state, refresh)
+    set_access_cookie(request, response, access, state.settings.admin_access_token_ttl)
     return response
 
 
@@ -83,7 +85,9 @@ async def logout(request: Request) -> Response:
     state = get_state(request)
     async with state.sessions() as session:
         await refresh_tokens.revoke(session, request.cookies[REFRESH_COOKIE], state.clock())
-    response = Response(status_code=204)
+    # A page's sign-out form goes back to the login page; an API client gets 204.
+    form = request.headers.get("content-type", "").startswith(FORM_TYPE)
+    response = RedirectResponse("/login", status_code=303) if form else Response(status_code=204)
     clear_session_cookies(response)
     return response
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from admin.security import CSRF_COOKIE
+from admin.session import clear_access_cookie
 from admin.state import AdminState
 
 REFRESH_COOKIE = "netra_refresh"
@@ -25,6 +26,7 @@ def set_session_cookies(request: Request, response: Response, state: AdminState,
 
 
 def clear_session_cookies(response: Response) -> None:
-    """Tell the browser to drop both."""
+    """Tell the browser to drop them (and the pages' access cookie)."""
     response.delete_cookie(REFRESH_COOKIE, path=REFRESH_PATH, httponly=True, samesite="strict")
     response.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")
+    clear_access_cookie(response)  # the dashboard pages' copy of the access token

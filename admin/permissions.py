@@ -14,11 +14,13 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from admin import api, oidc_api, providers_api
+from admin import api, dashboard, oidc_api, providers_api
 from admin.cookies import REFRESH_COOKIE as REFRESH_COOKIE  # where auth_api and older callers found it
-from admin.errors import Forbidden, render, unauthenticated
+from admin.errors import Forbidden, unauthenticated
+from admin.pages_auth import refusal
 from admin.principal import Principal, authenticate
-from admin.security import SAFE_METHODS, check_csrf, check_origin
+from admin.security import SAFE_METHODS, check_origin
+from admin.session import VIA_COOKIE, checked_write
 from core.errors import NetraError
 from core.users import ROLES, role_rank
 
@@ -40,6 +42,7 @@ PERMISSIONS: Mapping[tuple[str, str], str] = MappingProxyType({
     **providers_api.PERMISSIONS,
     **oidc_api.PERMISSIONS,
     **api.PERMISSIONS,
+    **dashboard.PERMISSIONS,
 })
 
 
@@ -70,8 +73,10 @@ class PermissionGuard:
             return
         try:
             principal = await self._check(Request(scope))
+            if scope.get(VIA_COOKIE) and scope["method"] not in SAFE_METHODS:
+                receive = await checked_write(scope, receive)
         except NetraError as exc:
-            await render(exc)(scope, receive, send)
+            await refusal(scope, exc)(scope, receive, send)
             return
         if principal is not None:
             scope["netra.principal"] = principal
@@ -91,7 +96,7 @@ class PermissionGuard:
         if rule == REFRESH_COOKIE_RULE:
             if not request.cookies.get(REFRESH_COOKIE):
                 raise unauthenticated("Not signed in.", "missing_token")
-            check_csrf(request)
+            request.scope[VIA_COOKIE] = True  # checked (header or form field) before the handler runs
             return None
         principal = await authenticate(request)
         if full:

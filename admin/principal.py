@@ -8,6 +8,7 @@ from typing import cast
 from starlette.requests import HTTPConnection
 
 from admin.errors import unauthenticated
+from admin.session import cookie_token
 from admin.state import get_state
 from admin.tokens import TokenInvalid, read_access
 from core.users import User
@@ -26,6 +27,8 @@ class Principal:
 
 def _bearer(conn: HTTPConnection) -> str:
     header = conn.headers.get("authorization")
+    if not header and (token := cookie_token(conn)) is not None:
+        return token  # a page request: the access token rides in the httpOnly cookie
     if not header:
         raise unauthenticated("Sign in and send Authorization: Bearer <access token>.", "missing_token")
     scheme, _, token = header.partition(" ")

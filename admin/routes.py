@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from admin import api, auth_api, oidc_api, openapi, pages, providers_api, users_api
+from admin import api, auth_api, dashboard, oidc_api, openapi, pages, providers_api, users_api
 from admin.pages import STATIC_DIR
 
 
@@ -27,4 +27,5 @@ def routes() -> list[BaseRoute]:
         *oidc_api.ROUTES,
         Route(api.OPENAPI_PATH, openapi.openapi_document, methods=["GET"]),
         *api.routes(),
+        *dashboard.ROUTES,
     ]

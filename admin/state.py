@@ -18,6 +18,7 @@ from core.passwords import HashCost
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from admin.dashboard.web import Pages
     from admin.oidc_provider import OidcProvider
 
 Clock = Callable[[], datetime]
@@ -42,6 +43,8 @@ class AdminState:
     oidc: OidcProvider | None = None
     # The Redis client policy changes are announced on; None when NETRA_REDIS_URL is unset.
     redis: Redis | None = None
+    # The dashboard's templates, chart styles and ledger reader (None in apps built without the lifespan's help).
+    pages: Pages | None = None
 
     @property
     def access_ttl(self) -> timedelta:

@@ -22,6 +22,12 @@ async function errorMessage(response) {
   }
 }
 
+function nextPage() {
+  // Only a path on this site: "/x", never "//host" or a scheme, so the login page cannot send anyone elsewhere.
+  const next = new URLSearchParams(window.location.search).get("next") || "/";
+  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+}
+
 async function showMe() {
   const response = await fetch("/api/me", { headers: { Authorization: "Bearer " + accessToken } });
   if (!response.ok) {
@@ -52,7 +58,8 @@ async function signIn(event) {
   }
   accessToken = (await response.json()).access_token;
   document.getElementById("password").value = "";
-  await showMe();
+  // The login also set the page session's cookie: on to the dashboard.
+  window.location.assign(nextPage());
 }
 
 async function signOut() {
@@ -68,8 +75,9 @@ async function resume() {
   if (!csrfToken()) return;
   const response = await fetch("/api/auth/refresh", { method: "POST", headers: { "X-CSRF-Token": csrfToken() } });
   if (response.ok) {
+    // Signed in already (a page's session cookie expired, or single sign-on came back here): on to the dashboard.
     accessToken = (await response.json()).access_token;
-    await showMe();
+    window.location.assign(nextPage());
   }
 }
 

@@ -109,7 +109,7 @@ async def test_a_route_missing_from_the_table_is_refused(settings: Settings, dat
         await admin.add_user("root@example.com", "admin")
         headers = await admin.token("root@example.com")
         http = await admin.client()
-        assert (await http.get("/api/me")).status_code == 401
+        assert (await (await admin.new_client()).get("/api/me")).status_code == 401  # no session cookie either
         refused = await http.get("/api/me", headers=headers)
         assert refused.status_code == 403
         assert_envelope(refused.json(), type="permission_error", code="route_not_permitted")
