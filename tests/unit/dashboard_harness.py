@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from admin.ledger import SharedReader
 from core.chmigrate import upgrade_clickhouse
 from core.clickhouse import ClickHouseStore
 from core.settings import Settings
@@ -22,16 +23,6 @@ def open_test_ledger(settings: Settings) -> ClickHouseStore:
     store = ClickHouseStore.open(settings)
     upgrade_clickhouse(store)
     return store
-
-
-class Unclosed:
-    """The test's store as the pages' reader; the test closes it (chDB is shared by the whole process)."""
-
-    def __init__(self, store: ClickHouseStore) -> None:
-        self.query = store.query
-
-    def close(self) -> None:
-        """Leave the store open."""
 
 
 @dataclass
@@ -54,10 +45,10 @@ class Dashboard:
 
 @asynccontextmanager
 async def running_dashboard(settings: Settings, database: Database) -> AsyncIterator[Dashboard]:
-    """The admin app whose ledger opener opens the test's chDB database."""
+    """The admin app whose pages read the test's chDB database (left open: chDB is shared by the whole process)."""
     store = open_test_ledger(settings)
     try:
-        async with running_admin(settings, database.sessions, ledger=lambda _: Unclosed(store)) as admin:
+        async with running_admin(settings, database.sessions, ledger=SharedReader(store)) as admin:
             yield Dashboard(admin, store)
     finally:
         store.close()
