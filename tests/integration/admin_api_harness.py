@@ -31,8 +31,10 @@ class Api:
     headers: dict[str, dict[str, str]]
 
     async def call(self, method: str, url: str, role: str | None = "admin", **kwargs: Any) -> httpx.Response:
-        """A request as a role (None: anonymous)."""
+        """A request as a role (None: anonymous), by bearer token alone: the page session cookies a sign-in left on
+        the client are dropped, or an anonymous request would be signed in by them."""
         headers = self.headers[role] if role is not None else {}
+        self.http.cookies.clear()
         return await self.http.request(method, url, headers=headers, **kwargs)
 
     async def ok(self, method: str, url: str, role: str = "admin", status: int = 200, **kwargs: Any) -> Any:
