@@ -11,8 +11,8 @@ from admin.apispec import PAGING, Endpoint, Operation, Param, ok, path_param, qu
 from admin.apispec import page_of as page_schema
 from admin.body import read_object
 from admin.services import policies
-from admin.services.policy_views import event_dict, version_dict
 from admin.state import get_state
+from policies.json_forms import event_dict, version_dict
 
 TAG = "policies"
 POLICY_ID = path_param("policy_id", "the policy's id (pol_…), the same for all its versions")

@@ -17,8 +17,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cli.common import CommandError, with_session
-from core.models import PolicyEvent, PolicyVersion
 from core.settings import Settings
+from policies.json_forms import event_dict, version_dict
 from policies.loader import PolicyFileError, load_policies
 from policies.models import AnyPolicy
 from policies.store import (
@@ -129,20 +129,6 @@ def edit(args: argparse.Namespace) -> int:
     row = _change(Settings(), lambda s: edit_policy(s, args.id, policies[0], by))
     print(f"policy {row.policy_id} v{row.version} ({row.name}) is {row.status}")
     return 0
-
-
-def version_dict(row: PolicyVersion) -> dict[str, Any]:
-    """A version as JSON: its columns and the policy document as stored."""
-    return {
-        "id": row.policy_id, "version": row.version, "kind": row.kind, "status": row.status,
-        "priority": row.priority, "name": row.name, "author": row.author,
-        "created_at": row.created_at.isoformat(), "document": row.document,
-    }
-
-
-def event_dict(event: PolicyEvent) -> dict[str, Any]:
-    """An event as JSON."""
-    return {"version": event.version, "action": event.action, "actor": event.actor, "at": event.at.isoformat()}
 
 
 def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from admin.errors import Conflict
 from admin.services.changes import Actor, Change, added, audited
-from admin.services.policy_views import applies_to, diff, parse_document, version_dict
+from admin.services.policy_views import applies_to, diff, parse_document
 from core.errors import InvalidParameter, NotFound
 from core.models import PolicyVersion
 from policies import store
+from policies.json_forms import version_dict
 from policies.store import CHANGES_CHANNEL, PolicyHistory, PolicyStoreError
 
 log = logging.getLogger("netra.admin.policies")

@@ -10,25 +10,11 @@ import yaml
 
 from core.config_messages import ConfigProblem, place
 from core.errors import InvalidParameter
-from core.models import PolicyEvent, PolicyVersion
+from core.models import PolicyVersion
 from policies.loader import validate_policy
 from policies.models import AnyPolicy
 
 MISSING = re.compile(r"^(\w+) is required")
-
-
-def version_dict(row: PolicyVersion) -> dict[str, Any]:
-    """A version: its columns and the policy document as stored (the form `netra policies show --json` prints)."""
-    return {
-        "id": row.policy_id, "version": row.version, "kind": row.kind, "status": row.status,
-        "priority": row.priority, "name": row.name, "author": row.author,
-        "created_at": row.created_at.isoformat(), "document": row.document,
-    }
-
-
-def event_dict(event: PolicyEvent) -> dict[str, Any]:
-    """Who changed a policy's status, and when."""
-    return {"version": event.version, "action": event.action, "actor": event.actor, "at": event.at.isoformat()}
 
 
 def parse_document(document: dict[str, Any]) -> AnyPolicy:
