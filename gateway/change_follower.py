@@ -1,6 +1,6 @@
 """Following a change counter in the relational store: a poll every interval, and Redis notices when configured.
 
-The holders (credentials; policies keep their own copy of this loop) give a `refresh` that reads the counter and
+The holders (policies, credentials) give a `refresh` that reads the counter and
 reloads when it moved; this runs it on a timer and whenever a notice arrives on the channel. A lost notice only
 delays a change until the next poll.
 """

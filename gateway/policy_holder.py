@@ -8,14 +8,13 @@ row every ``policy_poll_interval`` seconds (the fallback, and the only path with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.change_follower import ChangeFollower
 from policies.engine import Snapshot
 from policies.models import AnyPolicy
 from policies.store import CHANGES_CHANNEL, active_policies, policies_version
@@ -23,11 +22,7 @@ from policies.store import CHANGES_CHANNEL, active_policies, policies_version
 log = logging.getLogger("netra.gateway.policies")
 # A store that does not answer within this long counts as down (a hung connection must not stall reloads).
 READ_TIMEOUT = 10.0
-# Pause before subscribing again after Redis failed, doubling while it stays down (the poll keeps changes coming).
-RESUBSCRIBE_PAUSE = 1.0
-MAX_RESUBSCRIBE_PAUSE = 30.0
 _STORE_TROUBLE = (SQLAlchemyError, OSError, TimeoutError)
-_REDIS_TROUBLE = (RedisError, OSError, TimeoutError)
 
 
 class PolicyHolder:
@@ -37,15 +32,11 @@ class PolicyHolder:
         self, sessions: async_sessionmaker[AsyncSession], redis: Redis | None, poll_interval: float = 1.0
     ) -> None:
         self._sessions = sessions
-        self._redis = redis
-        self._interval = poll_interval
         self._snapshot = Snapshot.empty()
         self._version = -1  # nothing loaded yet: the first read always builds
         self._lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
         self._store_down = False
-        self._redis_down = False
-        self._subscribed = False
+        self._follower = ChangeFollower(self.refresh, redis, CHANGES_CHANNEL, poll_interval)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -60,23 +51,16 @@ class PolicyHolder:
     @property
     def subscribed(self) -> bool:
         """Whether change notices arrive from Redis right now (else only the poll brings changes)."""
-        return self._subscribed
+        return self._follower.subscribed
 
     async def start(self) -> None:
         """Load the active policies (an unreachable store leaves none, for now) and start following changes."""
         await self.refresh()
-        self._tasks.append(asyncio.create_task(self._poll(), name="netra-policy-poll"))
-        if self._redis is not None:
-            self._tasks.append(asyncio.create_task(self._listen(self._redis), name="netra-policy-notices"))
+        self._follower.start()
 
     async def close(self) -> None:
         """Stop following changes."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._follower.close()
 
     async def refresh(self) -> bool:
         """Rebuild the snapshot if the store changed since; False when the store could not be read."""
@@ -122,37 +106,3 @@ class PolicyHolder:
         if self._store_down:
             self._store_down = False
             log.info("policy store answers again")
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.refresh()
-
-    async def _listen(self, redis: Redis) -> None:
-        pause = RESUBSCRIBE_PAUSE
-        while True:
-            try:
-                await self._follow_notices(redis)
-            except _REDIS_TROUBLE as exc:
-                pause = RESUBSCRIBE_PAUSE if self._subscribed else min(pause * 2, MAX_RESUBSCRIBE_PAUSE)
-                self._subscribed = False
-                if not self._redis_down:
-                    self._redis_down = True
-                    log.warning(
-                        "policy change notices unavailable; polling the database",
-                        extra={"interval_s": self._interval, "error": f"{type(exc).__name__}: {exc}"},
-                    )
-            await asyncio.sleep(pause)
-
-    async def _follow_notices(self, redis: Redis) -> None:
-        async with redis.pubsub() as pubsub:
-            await asyncio.wait_for(pubsub.subscribe(CHANGES_CHANNEL), READ_TIMEOUT)
-            self._subscribed = True
-            if self._redis_down:
-                self._redis_down = False
-                log.info("policy change notices available again")
-            await self.refresh()  # whatever was announced while not subscribed
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=RESUBSCRIBE_PAUSE)
-                if message is not None:
-                    await self.refresh()
