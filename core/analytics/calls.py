@@ -6,7 +6,9 @@ each row that existed when the walk began is seen exactly once. Rows come from `
 two copies of one call (same key, not merged yet) sit side by side in that order and the second is dropped.
 A page is read from the last hour before its newest possible row first, then 8 hours, 3 days, 3 weeks, then
 everything, stopping at the first window that holds a page: the table is ordered by tenant first, so only a
-time bound keeps a newest-first page across tenants from reading the whole month.
+time bound keeps a newest-first page across tenants from reading the whole month. A request-id prefix search
+skips the windows: it finds its page's keys in the `by_request_id` projection (ordered by request_id, migration
+0006), then reads those rows by the table's own key.
 """
 
 from __future__ import annotations
@@ -30,9 +32,8 @@ _HOUR_US = 3_600_000_000
 _SINCE_FLOOR = "received_at >= fromUnixTimestamp64Micro({floor_us:Int64}, 'UTC')"
 WINDOWS_US = (_HOUR_US, 8 * _HOUR_US, 72 * _HOUR_US, 21 * 24 * _HOUR_US)
 # Timestamps leave ClickHouse as integer microseconds (chDB and HTTP clients disagree on time zones).
-_SELECT = ", ".join(
-    f"toUnixTimestamp64Micro({name})" if kind.startswith("time") else name for name, _, kind in COLUMNS
-)
+_SELECT = ", ".join(f"toUnixTimestamp64Micro({name})" if kind.startswith("time") else name for name, _, kind in COLUMNS)
+_ORDER = "ORDER BY received_at DESC, request_id DESC"
 _TIMES = frozenset(name for name, _, kind in COLUMNS if kind.startswith("time"))
 _MONEY = frozenset(name for name, _, kind in COLUMNS if kind.startswith("money"))
 _STRING_FILTERS = (  # (CallFilter field, condition on llm_calls)
@@ -106,7 +107,20 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 def _page_sql(where: str) -> str:
-    return f"SELECT {_SELECT} FROM llm_calls{where} ORDER BY received_at DESC, request_id DESC LIMIT {{fetch:UInt32}}"
+    return f"SELECT {_SELECT} FROM llm_calls{where} {_ORDER} LIMIT {{fetch:UInt32}}"
+
+
+def request_id_keys_sql(where: str) -> str:
+    """The keys of a request-id search's page; its filters are all columns of the by_request_id projection."""
+    # Not in the table's order even for one tenant: a rare prefix would read the tenant's whole period that way.
+    keys = f"SELECT tenant_id, received_at, request_id FROM llm_calls{where} {_ORDER} LIMIT {{fetch:UInt32}}"
+    return f"{keys} SETTINGS optimize_read_in_order = 0"
+
+
+def _by_request_id_sql(where: str) -> str:
+    keys = request_id_keys_sql(where)
+    rows = f"SELECT {_SELECT} FROM llm_calls WHERE (tenant_id, received_at, request_id) IN ({keys})"
+    return f"{rows} {_ORDER} LIMIT {{fetch:UInt32}}"
 
 
 def _newest_us(run: Run, filters: CallFilter, cursor: tuple[int, str] | None) -> int | None:
@@ -163,6 +177,8 @@ def _fetch(run: Run, filters: CallFilter, cursor: str | None, fetch: int) -> lis
     if position is not None:
         more, extra = _after(position)
         clauses, params = clauses + more, params | extra
+    if filters.request_id_prefix is not None:
+        return run(_by_request_id_sql(" WHERE " + " AND ".join(clauses)), params | {"fetch": fetch})
     fetched: list[tuple[Any, ...]] = []
     for bound in _windows(run, filters, position):
         window = clauses if bound is None else [*clauses, _SINCE_FLOOR]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from core.analytics import CallFilter, Query, breakdown, latency, list_calls
-from core.analytics.calls import encode_cursor
+from core.analytics.calls import encode_cursor, request_id_keys_sql
 from core.chmigrate import CLICKHOUSE_MIGRATIONS, migration_files, split_statements, upgrade_clickhouse
 from core.clickhouse import ClickHouseStore, open_client
 from core.errors import InvalidParameter
@@ -35,8 +35,11 @@ FILTERS: dict[str, tuple[dict[str, Any], Any]] = {  # name: (CallFilter fields, 
     "request id prefix": ({"request_id_prefix": "req-001"}, lambda r: r["request_id"].startswith("req-001")),
     "period": (
         {"start": T0 + timedelta(hours=7, microseconds=5), "end": T0 + timedelta(days=1, seconds=1)},
-        lambda r: to_micros(T0 + timedelta(hours=7, microseconds=5)) <= r["received_at"]
-        < to_micros(T0 + timedelta(days=1, seconds=1)),
+        lambda r: (
+            to_micros(T0 + timedelta(hours=7, microseconds=5))
+            <= r["received_at"]
+            < to_micros(T0 + timedelta(days=1, seconds=1))
+        ),
     ),
     "several": (
         {"tenant_id": TENANTS[0][0], "status": "ok", "tag": "team:search"},
@@ -44,6 +47,10 @@ FILTERS: dict[str, tuple[dict[str, Any], Any]] = {  # name: (CallFilter fields, 
     ),
     "injection attempt": ({"tenant_id": "x' OR 1=1 OR '"}, lambda r: False),
     "like wildcards are literal": ({"request_id_prefix": "req-%"}, lambda r: False),
+    "request id prefix and more": (
+        {"request_id_prefix": "req-00", "status": "ok", "tag": "team:search"},
+        lambda r: r["request_id"].startswith("req-00") and r["status"] == "ok" and "team:search" in r["tags"],
+    ),
 }
 
 
@@ -118,6 +125,29 @@ def test_a_call_sent_twice_is_listed_once(clickhouse_store: ClickHouseStore) -> 
         assert [r["request_id"] for r in walk(clickhouse_store, CallFilter(), limit)] == order(rows)
 
 
+def test_a_request_id_search_reads_the_projection_ordered_by_request_id(clickhouse_store: ClickHouseStore) -> None:
+    rows = insert(clickhouse_store, count=60, batches=1)
+    clickhouse_store.insert_rows(rows, "a-new-token")  # two copies of every call, as before a merge
+    wanted = rows[17]["request_id"]
+    for limit in (1, 5):
+        found = walk(clickhouse_store, CallFilter(request_id_prefix=wanted), limit)
+        assert [r["request_id"] for r in found] == [wanted]
+    # Enough calls that reading the table costs more granules than the projection, as in production.
+    at = f"fromUnixTimestamp64Micro({to_micros(T0)} + number * 1000, 'UTC')"
+    clickhouse_store.command(
+        "INSERT INTO llm_calls (request_id, received_at, finished_at, tenant_id) SELECT "
+        f"concat('req_', lower(hex(cityHash64(number)))), {at}, {at}, 'many' FROM numbers(200000)"
+    )
+    # Every filter the explorer has, so that a filter added without its column in the projection fails here.
+    clauses, params = CallFilter(
+        tenant_id="many", model="gpt-4o", status="ok", savings_kind="route", tag="a",
+        request_id_prefix="req_ab", start=T0, end=PERIOD_END,
+    ).where()  # fmt: skip
+    keys = request_id_keys_sql(" WHERE " + " AND ".join(clauses))
+    forced = f"{keys}, force_optimize_projection_name = 'by_request_id'"
+    clickhouse_store.query(forced, params | {"fetch": 2})  # refused unless the projection answers it
+
+
 @pytest.mark.parametrize("limit", [0, 501, -1, True, 2.5])
 def test_bad_limits_are_refused(clickhouse_store: ClickHouseStore, limit: Any) -> None:
     with pytest.raises(InvalidParameter) as caught:
@@ -143,7 +173,7 @@ def test_migration_0005_backfills_existing_rows_once(settings: Any, tmp_path: Pa
         upgrade_clickhouse(store, older)
         rows = insert(store, count=150, batches=2)
         query = Query(T0, PERIOD_END)
-        assert upgrade_clickhouse(store) == ["0005_analytics_rollups"]
+        assert upgrade_clickhouse(store)[0] == "0005_analytics_rollups"
         before = (breakdown(store.query, query, "tag"), latency(store.query, query))
         by_status = {row.value: row.totals for row in breakdown(store.query, query, "status")}
         chosen = [r for r in rows if in_query(r, query)]
