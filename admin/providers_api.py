@@ -1,7 +1,7 @@
 """Provider credentials (admin only): list providers, set or clear a key or a base URL, manage the SSRF allowlist.
 
-A key is write-only: responses and audit entries carry its last four characters, never more. A base URL must pass
-core/ssrf.py unless its host is allowlisted. Each change bumps the credential counter that gateways follow.
+The changes themselves are admin/services/credentials.py's (the dashboard's forms make the same). Each change bumps
+the credential counter that gateways follow.
 """
 
 from __future__ import annotations
@@ -10,24 +10,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from admin.api_params import actor_of
 from admin.body import read_object, string_field
 from admin.principal import client_address, principal_of
-from admin.provider_views import announce, configured_providers, entry, provider_named, sealing_key
+from admin.provider_views import announce, configured_providers, entry
+from admin.services import credentials
 from admin.state import get_state
-from core.credential_crypto import seal
-from core.credentials import (
-    CredentialError,
-    allow_host,
-    allowed_hosts,
-    change_override,
-    check_api_key,
-    credentials_version,
-    disallow_host,
-    last_four,
-    read_overrides,
-)
+from core.credentials import allow_host, allowed_hosts, credentials_version, disallow_host, read_overrides
 from core.errors import InvalidParameter, NotFound
-from core.ssrf import UnsafeURL, check_base_url, check_host, normalise_host
+from core.ssrf import UnsafeURL, check_host, normalise_host
 
 
 async def providers_list(request: Request) -> Response:
@@ -39,55 +30,28 @@ async def providers_list(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": data})
 
 
-async def _change(request: Request, action: str, changes: dict[str, str | None]) -> Response:
-    """Apply a change to the named provider's override and answer with the provider as it now stands."""
-    state = get_state(request)
-    provider = provider_named(await configured_providers(state.settings), request.path_params["name"])
-    async with state.sessions() as session:
-        row = await change_override(session, provider.name, changes, action=action,
-                                    actor=principal_of(request).email, address=client_address(request))
-        version = await credentials_version(session)
-    await announce(state.settings, version)
-    return JSONResponse(entry(provider, row))
-
-
 async def key_set(request: Request) -> Response:
     """Set or rotate a provider's key from {"api_key"}; it is stored sealed and never shown again."""
-    state = get_state(request)
-    provider = provider_named(await configured_providers(state.settings), request.path_params["name"])
-    try:
-        key = check_api_key(string_field(await read_object(request), "api_key"))
-    except CredentialError as exc:
-        raise InvalidParameter(str(exc), code="invalid_value", param="api_key") from None
-    sealed = seal(await sealing_key(state.settings), provider.name, key)
-    return await _change(request, "provider.api_key.set", {"api_key_sealed": sealed, "api_key_last4": last_four(key)})
+    key, name = string_field(await read_object(request), "api_key"), request.path_params["name"]
+    return JSONResponse(await credentials.set_key(get_state(request), actor_of(request), name, key))
 
 
 async def key_clear(request: Request) -> Response:
     """Drop a provider's key override: the file's key is used again."""
-    return await _change(request, "provider.api_key.clear", {"api_key_sealed": None, "api_key_last4": None})
+    return JSONResponse(await credentials.clear_key(get_state(request), actor_of(request), request.path_params["name"]))
 
 
 async def base_url_set(request: Request) -> Response:
     """Set a provider's base URL from {"base_url"}, refused when it reaches an internal address (400)."""
-    state = get_state(request)
-    provider = provider_named(await configured_providers(state.settings), request.path_params["name"])
     url = string_field(await read_object(request), "base_url")
-    async with state.sessions() as session:
-        allowlist = (await read_overrides(session)).allowlist
-    try:
-        url = await check_base_url(url, allowlist)
-    except UnsafeURL as exc:
-        raise InvalidParameter(f"Refused: {exc}.", code="unsafe_base_url", param="base_url") from None
-    if provider.kind == "anthropic" and url.endswith("/v1"):
-        raise InvalidParameter("An anthropic base URL is the host only, without /v1.", code="invalid_value",
-                               param="base_url")
-    return await _change(request, "provider.base_url.set", {"base_url": url})
+    name = request.path_params["name"]
+    return JSONResponse(await credentials.set_base_url(get_state(request), actor_of(request), name, url))
 
 
 async def base_url_clear(request: Request) -> Response:
     """Drop a provider's base URL override: the file's (or the vendor's) is used again."""
-    return await _change(request, "provider.base_url.clear", {"base_url": None})
+    name = request.path_params["name"]
+    return JSONResponse(await credentials.clear_base_url(get_state(request), actor_of(request), name))
 
 
 async def allowlist_list(request: Request) -> Response:

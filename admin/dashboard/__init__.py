@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from admin.dashboard import account_pages, analytics_pages, invoice_pages, policy_pages
+from admin.dashboard import account_forms, account_pages, analytics_pages, invoice_pages, policy_pages
 from admin.dashboard.web import pages_of
 
 
@@ -30,7 +30,12 @@ ROUTES: list[BaseRoute] = [
     Route("/policies/{policy_id}", policy_pages.policy_detail, methods=["GET"]),
     Route("/policies/{policy_id}/{action}", policy_pages.policy_change, methods=["POST"]),
     Route("/tenants", account_pages.tenants, methods=["GET"]),
+    Route("/tenants", account_forms.tenant_create, methods=["POST"]),
+    Route("/tenants/{tenant_id}/keys", account_forms.key_create, methods=["POST"]),  # before the next: "keys"
+    Route("/tenants/{tenant_id}/{action}", account_forms.tenant_change, methods=["POST"]),
+    Route("/keys/{key_id}/{action}", account_forms.key_change, methods=["POST"]),
     Route("/credentials", account_pages.credentials, methods=["GET"]),
+    Route("/credentials/{name}/{action}", account_forms.credential_change, methods=["POST"]),
     Route("/invoices", invoice_pages.invoices, methods=["GET"]),
     Route("/invoices", invoice_pages.issue_invoice, methods=["POST"]),
     Route("/invoices/draft", invoice_pages.draft, methods=["GET"]),
@@ -50,7 +55,12 @@ PERMISSIONS: Mapping[tuple[str, str], str] = {
     ("GET", "/policies/{policy_id}"): "viewer",
     ("POST", "/policies/{policy_id}/{action}"): "admin",
     ("GET", "/tenants"): "finance",
+    ("POST", "/tenants"): "admin",
+    ("POST", "/tenants/{tenant_id}/keys"): "admin",
+    ("POST", "/tenants/{tenant_id}/{action}"): "admin",
+    ("POST", "/keys/{key_id}/{action}"): "admin",
     ("GET", "/credentials"): "admin",
+    ("POST", "/credentials/{name}/{action}"): "admin",
     ("GET", "/invoices"): "finance",
     ("POST", "/invoices"): "finance",
     ("GET", "/invoices/draft"): "finance",

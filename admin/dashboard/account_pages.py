@@ -1,4 +1,4 @@
-"""Tenants and keys, provider credentials, users and the audit log, as pages (read-only here)."""
+"""Tenants and keys, provider credentials, users and the audit log, as pages (their forms: account_forms.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from admin.state import get_state
 from core import audit
 from core.credentials import read_overrides
 from core.errors import NetraError
-from core.models import ApiKey
+from core.models import TIERS, ApiKey
 from core.tenants import list_tenants
 from core.user_store import list_users
 
@@ -27,7 +27,7 @@ async def tenants(request: Request) -> Response:
     by_tenant: dict[str, list[ApiKey]] = {}
     for key in keys:
         by_tenant.setdefault(key.tenant_id, []).append(key)
-    return page(request, "tenants.html", title="Tenants and keys", tenants=found, keys=by_tenant)
+    return page(request, "tenants.html", title="Tenants and keys", tenants=found, keys=by_tenant, tiers=TIERS)
 
 
 async def credentials(request: Request) -> Response:

@@ -11,8 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from admin.api_params import actor_of
 from admin.dashboard.ledger import LedgerUnavailable
-from admin.dashboard.policy_pages import actor_of
 from admin.dashboard.web import page, pages_of
 from admin.services import invoices as invoice_service
 from admin.services.invoices import parse_month

@@ -15,11 +15,10 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from admin.dashboard.web import page, signed_in
+from admin.api_params import actor_of
+from admin.dashboard.web import page
 from admin.errors import Conflict
-from admin.principal import client_address
 from admin.services import policies as policy_service
-from admin.services.changes import Actor
 from admin.state import get_state
 from core.errors import NotFound
 from core.models import PolicyVersion
@@ -66,11 +65,6 @@ async def policy_detail(request: Request) -> Response:
     diffs = {newer.version: _diff(older, newer) for older, newer in pairwise(versions)}
     return page(request, "policy.html", title=f"Policy {versions[-1].name}", policy=versions[-1],
                 versions=[(v, _yaml(v), diffs.get(v.version)) for v in reversed(versions)], events=history.events)
-
-
-def actor_of(request: Request) -> Actor:
-    """The signed-in user making a change from a page, and where the request came from."""
-    return Actor(signed_in(request), client_address(request))
 
 
 async def policy_change(request: Request) -> Response:

@@ -15,7 +15,6 @@ from starlette.responses import HTMLResponse
 from admin.dashboard.charts import chart_css
 from admin.dashboard.ledger import Ledger
 from admin.ledger import LedgerAccess
-from admin.principal import principal_of
 from admin.security import CSRF_COOKIE
 from admin.state import get_state
 
@@ -82,7 +81,3 @@ def page(conn: HTTPConnection, template: str, status: int = 200, **context: Any)
         user=principal, path=conn.url.path, csrf_token=conn.cookies.get(CSRF_COOKIE, ""), **context)
     return HTMLResponse(html, status_code=status)
 
-
-def signed_in(conn: HTTPConnection) -> str:
-    """The signed-in user's email, for audit entries."""
-    return principal_of(conn).email
