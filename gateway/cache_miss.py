@@ -33,8 +33,6 @@ class Miss:
         self, state: GatewayState, ctx: CallContext, call: UpstreamCall, plan: CachePlan, route: Route
     ) -> None:
         self.state, self.ctx, self.call, self.plan, self.route = state, ctx, call, plan, route
-        # A body the requested model's provider cannot take is refused here, before any attempt is counted.
-        state.providers[call.model.provider].encode(call)
         self.found: CachedEntry | None = None  # the entry the second look found
         self.fill: asyncio.Task[None] | None = None  # this request's stream fill, when it made the call
 

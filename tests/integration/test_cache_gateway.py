@@ -306,6 +306,23 @@ async def drive_reuses(gateway: Gateway) -> None:
     assert await ask("bypass", temperature=0.7) == "bypass"
 
 
+async def test_a_cacheable_call_its_provider_cannot_take_is_refused_before_any_attempt(
+    settings: Settings, tmp_path: Path, fake_upstream: FakeUpstream
+) -> None:
+    configured = gateway_settings(settings, tmp_path, fake_upstream)
+    custom_turn = {"role": "assistant", "content": None,
+                   "tool_calls": [{"id": "c1", "type": "custom", "custom": {"name": "x", "input": "y"}}]}
+    async with cached_gateway(configured, fake_upstream, ANY_REQUEST) as gw:
+        for rid in ("first", "again"):
+            refused = await chat(gw, headers={"x-request-id": rid}, model="claude",
+                                 messages=[*MESSAGES, custom_turn], **PINNED)
+            assert refused.status_code == 400 and refused.json()["error"]["param"] is not None, refused.text
+        assert provider_calls(gw) == 0
+    rows = read_rows(settings)
+    assert [(rows[rid]["upstream_attempts"], rows[rid]["cache_outcome"]) for rid in ("first", "again")] == [
+        (0, "miss"), (0, "miss")]  # fmt: skip
+
+
 async def test_every_reuse_is_on_the_ledger_attributed_to_the_policy(
     settings: Settings, tmp_path: Path, fake_upstream: FakeUpstream
 ) -> None:
