@@ -45,8 +45,9 @@ browser:
 	@[ -x $(CHROMIUM) ] || $(APT) install -y --no-install-recommends chromium \
 		|| { $(APT) update && $(APT) install -y --no-install-recommends chromium; }
 
+# The slowest tests are listed at the end: where the suite's time goes, in every CI log.
 test: install-test check browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: install-test
 	$(BIN)/python -m bench.run
