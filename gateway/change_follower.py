@@ -35,6 +35,7 @@ class ChangeFollower:
         self._interval = interval
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_down = False
+        self._closing = False  # the loops also stop on this, should a cancellation be swallowed on its way
         self.subscribed = False
 
     def start(self) -> None:
@@ -45,6 +46,7 @@ class ChangeFollower:
 
     async def close(self) -> None:
         """Stop following."""
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -53,13 +55,13 @@ class ChangeFollower:
         self._tasks.clear()
 
     async def _poll(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._interval)
             await self._refresh()
 
     async def _listen(self, redis: Redis) -> None:
         pause = RESUBSCRIBE_PAUSE
-        while True:
+        while not self._closing:
             try:
                 await self._follow_notices(redis)
             except _REDIS_TROUBLE as exc:
@@ -73,13 +75,14 @@ class ChangeFollower:
 
     async def _follow_notices(self, redis: Redis) -> None:
         async with redis.pubsub() as pubsub:
-            await asyncio.wait_for(pubsub.subscribe(self._channel), READ_TIMEOUT)
+            async with asyncio.timeout(READ_TIMEOUT):  # not wait_for: on 3.11 it can swallow a cancellation
+                await pubsub.subscribe(self._channel)
             self.subscribed = True
             if self._redis_down:
                 self._redis_down = False
                 log.info("change notices available again", extra={"channel": self._channel})
             await self._refresh()  # whatever was announced while not subscribed
-            while True:
+            while not self._closing:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=RESUBSCRIBE_PAUSE)
                 if message is not None:
                     await self._refresh()

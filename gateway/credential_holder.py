@@ -64,7 +64,8 @@ class CredentialHolder:
         """Apply the overrides if the store changed since; False when the store could not be read."""
         async with self._lock:
             try:
-                overrides = await asyncio.wait_for(self._read(), READ_TIMEOUT)
+                async with asyncio.timeout(READ_TIMEOUT):  # not wait_for: on 3.11 it can swallow a cancellation
+                    overrides = await self._read()
             except _STORE_TROUBLE as exc:
                 if not self._store_down:
                     self._store_down = True

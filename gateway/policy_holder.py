@@ -66,7 +66,8 @@ class PolicyHolder:
         """Rebuild the snapshot if the store changed since; False when the store could not be read."""
         async with self._lock:
             try:
-                read = await asyncio.wait_for(self._read(), READ_TIMEOUT)
+                async with asyncio.timeout(READ_TIMEOUT):  # not wait_for: on 3.11 it can swallow a cancellation
+                    read = await self._read()
             except _STORE_TROUBLE as exc:
                 self._store_trouble(exc)
                 return False
