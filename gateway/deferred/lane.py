@@ -77,6 +77,7 @@ class DeferredLane:
         self.prices = prices
         self.owner = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
+        self._closing = False  # the loop also stops on this, should a cancellation be swallowed on its way
         self._purged: datetime | None = None
         self.ctx: LaneContext | None = None
 
@@ -99,6 +100,7 @@ class DeferredLane:
         """Stop the worker and hand this process's leases back (another process, or the next start, goes on)."""
         if self._task is None:
             return
+        self._closing = True
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -119,7 +121,7 @@ class DeferredLane:
             self._configs = configs
 
     async def _run(self, ctx: LaneContext) -> None:
-        while True:
+        while not self._closing:
             self.refresh(ctx)
             await self.round(ctx)
             await asyncio.sleep(self.tick)
