@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import openai
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, ViewportSize, sync_playwright
 
@@ -139,7 +140,7 @@ def test_the_overview_fits_a_phone(browser: Browser, site: Site, shots: Path) ->
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     phone = context.new_page()
     sign_in(phone, site)
-    for path in ("/", "/policies", "/calls", "/invoices"):
+    for path in ("/", "/policies", "/calls", "/invoices", "/tenants", "/credentials"):
         phone.goto(site.admin_url + path)
         overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, (path, overflow)
@@ -147,3 +148,35 @@ def test_the_overview_fits_a_phone(browser: Browser, site: Site, shots: Path) ->
     assert phone.locator("svg#chart-spend").bounding_box()["width"] <= PHONE["width"]  # type: ignore[index]
     phone.screenshot(path=shots / "phone.png", full_page=True)
     context.close()
+
+
+def test_a_tenant_and_key_made_on_the_page_call_the_gateway_until_revoked(
+    page: Page, site: Site, shots: Path
+) -> None:
+    page.click("nav >> text=Tenants")
+    page.fill("input[name=name]", "made <here>")
+    page.select_option("form[action='/tenants'] select[name=tier]", "early")
+    page.click("text=Create tenant")
+    page.wait_for_url(f"{site.admin_url}/tenants")
+    made = page.locator("section.tenant", has_text="made <here>")
+    assert "Tier early · active" in made.inner_text()
+    made.locator("input[name=models]").fill("gpt-4o-mini")
+    made.locator("button[aria-label='New key for made <here>']").click()
+    key = page.locator("code.secret").inner_text()
+    page.screenshot(path=shots / "new-key.png", full_page=True)
+    app = openai.OpenAI(base_url=site.netra.url, api_key=key, max_retries=0)
+    assert ask(app, "gpt-4o-mini", "Hello from a tenant made on the page") in ("miss", "bypass")
+    page.click("text=Back to tenants and keys")
+    page.locator("section.tenant", has_text="made <here>").locator("button", has_text="Revoke").click()
+    page.wait_for_url(f"{site.admin_url}/tenants")
+    assert "revoked" in page.locator("section.tenant", has_text="made <here>").inner_text()
+    deadline = time.monotonic() + 30  # the gateway caches a key for a few seconds
+    while time.monotonic() < deadline:
+        try:
+            ask(app, "gpt-4o-mini", "Still there?")
+        except openai.AuthenticationError:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("a revoked key kept working")
+    page.screenshot(path=shots / "revoked.png", full_page=True)
