@@ -65,16 +65,25 @@ CREDENTIAL_FORMS: dict[str, Form] = {
 }
 
 
+async def _refusing(request: Request, title: str, make: Callable[[], Awaitable[Response]]) -> Response:
+    """The response `make` gives, or the refusal it raised shown on a page with its message and status."""
+    try:
+        return await make()
+    except NetraError as exc:
+        return page(request, "refused.html", status=exc.status, title=title, message=exc.message)
+
+
 async def _apply(request: Request, forms: dict[str, Form], target: str, back: str, title: str) -> Response:
     """Run the form named by the path's action on `target`, then go back to `back` (303) or show the refusal."""
     form = forms.get(request.path_params["action"])
     if form is None:
         raise NotFound("Not found.")
-    try:
+
+    async def run() -> Response:
         await form(get_state(request), actor_of(request), target, await request.form())
-    except NetraError as exc:
-        return page(request, "refused.html", status=exc.status, title=title, message=exc.message)
-    return RedirectResponse(back, status_code=303)
+        return RedirectResponse(back, status_code=303)
+
+    return await _refusing(request, title, run)
 
 
 async def tenant_change(request: Request) -> Response:
@@ -94,23 +103,25 @@ async def credential_change(request: Request) -> Response:
 
 async def tenant_create(request: Request) -> Response:
     """Create a tenant from the form's name and tier."""
-    form, state = await request.form(), get_state(request)
-    try:
-        await tenant_service.create_tenant(state.sessions, actor_of(request), _field(form, "name"),
+
+    async def run() -> Response:
+        form = await request.form()
+        await tenant_service.create_tenant(get_state(request).sessions, actor_of(request), _field(form, "name"),
                                            _field(form, "tier") or "free")
-    except NetraError as exc:
-        return page(request, "refused.html", status=exc.status, title="Tenants and keys", message=exc.message)
-    return RedirectResponse("/tenants", status_code=303)
+        return RedirectResponse("/tenants", status_code=303)
+
+    return await _refusing(request, "Tenants and keys", run)
 
 
 async def key_create(request: Request) -> Response:
     """Create a key for a tenant and show it, this once (the page is never cached)."""
-    form, state = await request.form(), get_state(request)
-    models = [m for m in _field(form, "models").split(",") if m.strip()]
-    try:
+
+    async def run() -> Response:
+        form = await request.form()
+        models = [m for m in _field(form, "models").split(",") if m.strip()]
         expiry = tenant_service.check_expiry(_field(form, "expires_in").strip() or None)
-        key, plaintext = await tenant_service.create_key(state.sessions, actor_of(request),
+        key, plaintext = await tenant_service.create_key(get_state(request).sessions, actor_of(request),
                                                          request.path_params["tenant_id"], models, expiry)
-    except NetraError as exc:
-        return page(request, "refused.html", status=exc.status, title="Tenants and keys", message=exc.message)
-    return page(request, "key_created.html", status=201, title="New key", key=key, plaintext=plaintext)
+        return page(request, "key_created.html", status=201, title="New key", key=key, plaintext=plaintext)
+
+    return await _refusing(request, "Tenants and keys", run)
